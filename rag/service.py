@@ -1,0 +1,107 @@
+"""One object that answers questions and manages documents; HTTP, CLI and eval all use it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+
+from .answer import extractive_answer
+from .chunking import Chunker
+from .config import RetrievalMode, Settings
+from .documents import Document, load_path
+from .embedding import Embedder, load_embedder
+from .index import Index, Manifest
+from .ingest import IngestReport, Ingestor, ProgressFn
+from .retrieval import Hit, Retriever
+from .schema import AnswerOut, DocumentOut, DocumentSummary, Health, Passage, Query, QueryResponse
+from .store import DocRow, Store
+
+
+class Service:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, rebuild: bool = False) -> None:
+        self.settings = settings
+        self.embedder = embedder or load_embedder(settings.embed_model, settings.embed_backend, settings.cache_dir)
+        ident = self.embedder.identity
+        self.chunker = Chunker(self.embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap, ident.max_tokens - 2)
+        self.manifest = Manifest(
+            model_name=ident.name, model_sha256=ident.weights_sha256, backend=ident.backend, dim=ident.dim,
+            chunker=self.chunker.settings(),
+        )
+        self.index = Index.open(settings.index_dir, self.manifest, rebuild=rebuild)
+        self.retriever = Retriever(self.index, self.embedder)
+        self.ingestor = Ingestor(self.index, self.embedder, self.chunker, settings.embed_batch_size)
+
+    # --- questions ---------------------------------------------------------------------------
+    def ask(self, query: Query, mode: RetrievalMode | None = None) -> QueryResponse:
+        hits = self.retriever.search(query.question, query.k, mode or self.settings.retrieval_mode)
+        draft = extractive_answer(query.question, hits, self.settings.min_relevance, self.settings.answer_sentences)
+        answer = AnswerOut(text=draft.text, citations=draft.citations, generator=draft.generator)
+        return QueryResponse(
+            question=query.question,
+            answerable=draft.answerable,
+            answer=answer if query.answer else None,
+            passages=self._passages(hits),
+        )
+
+    def _passages(self, hits: list[Hit]) -> list[Passage]:
+        docs = self.index.store.documents_by_id(h.chunk.doc_id for h in hits)
+        out = []
+        for rank, h in enumerate((h for h in hits if h.chunk.doc_id in docs), start=1):
+            d = docs[h.chunk.doc_id]
+            out.append(
+                Passage(
+                    rank=rank, score=round(h.score, 6), doc_id=d.id, chunk_id=h.chunk.chunk_id, title=d.title,
+                    source=d.source, published=d.published, start=h.chunk.start, end=h.chunk.end, text=h.chunk.text,
+                )
+            )
+        return out
+
+    # --- documents ---------------------------------------------------------------------------
+    def documents(self) -> list[DocumentSummary]:
+        return [_summary(d) for d in self.index.store.documents()]
+
+    def document(self, doc_id: str) -> DocumentOut | None:
+        found = self.index.store.document(doc_id)
+        if found is None:
+            return None
+        row, text = found
+        return DocumentOut(**_summary(row).model_dump(), text=text)
+
+    def health(self) -> Health:
+        docs, chunks = self.index.store.counts()
+        return Health(documents=docs, chunks=chunks, model=self.embedder.identity.name)
+
+    def ingest(self, docs: Iterable[Document], rebuild: bool = False, on_progress: ProgressFn | None = None) -> IngestReport:
+        return self.ingestor.ingest(docs, rebuild=rebuild, on_progress=on_progress)
+
+    def ingest_paths(self, paths: list[Path], rebuild: bool = False, on_progress: ProgressFn | None = None) -> IngestReport:
+        return self.ingest((d for p in paths for d in load_path(p)), rebuild=rebuild, on_progress=on_progress)
+
+    def delete(self, doc_ids: list[str]) -> list[str]:
+        return self.ingestor.delete(doc_ids)
+
+    # --- the shipped corpus ------------------------------------------------------------------
+    def seed_if_needed(self, on_progress: ProgressFn | None = None) -> IngestReport | None:
+        """Ingest `seeds/` when the index is empty or the seed files changed since last time.
+
+        Unchanged seeds are left alone, so a seed article deleted through the API stays deleted.
+        """
+        folder = self.settings.seeds_dir
+        if not folder.is_dir():
+            return None
+        docs = list(load_path(folder))
+        fingerprint = hashlib.sha256("".join(sorted(d.id + d.content_hash for d in docs)).encode()).hexdigest()
+        empty = self.index.store.counts()[0] == 0
+        if not empty and self.index.store.meta("seeds_fingerprint") == fingerprint:
+            return None
+        report = self.ingest(docs, on_progress=on_progress)
+        Store.set_meta(self.index.store.connect(), "seeds_fingerprint", fingerprint)
+        return report
+
+    def close(self) -> None:
+        self.index.close()
+
+
+def _summary(d: DocRow) -> DocumentSummary:
+    return DocumentSummary(id=d.id, title=d.title, source=d.source, published=d.published, chunks=d.chunk_count)

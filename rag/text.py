@@ -1,0 +1,66 @@
+"""Small text helpers shared by retrieval and answers: words, stems, sentences with offsets."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import Stemmer
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
+# A sentence ends at . ! ? (plus closing quotes/brackets) before whitespace, or at a line break.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*(?=\s)|\n+")
+
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are aren't as at be because been before
+    being below between both but by can could did do does doing down during each few for from further
+    had has have having he her here hers herself him himself his how i if in into is it its itself
+    just let me more most my myself no nor not now of off on once only or other our ours ourselves out
+    over own same she should so some such than that the their theirs them themselves then there these
+    they this those through to too under until up very was we were what when where which while who whom
+    why will with would you your yours yourself yourselves also said says say according s t
+    """.split()
+)
+
+_stemmer = Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    return _stemmer.stemWord(word.lower().replace("’", "'").removesuffix("'s"))
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def content_stems(text: str) -> list[str]:
+    """Stems of the words that carry meaning (no stopwords), in order, lower case."""
+    return [stem(w) for w in words(text) if w.lower() not in STOPWORDS and len(w) > 1 or w.isdigit()]
+
+
+@dataclass(frozen=True)
+class Sentence:
+    start: int  # offsets within the text that was split
+    end: int
+    text: str
+
+
+def sentences(text: str) -> list[Sentence]:
+    """Sentences with exact offsets (`text[s.start:s.end] == s.text`), surrounding space trimmed."""
+    out: list[Sentence] = []
+    pos = 0
+    for m in _SENTENCE_END.finditer(text):
+        _append(out, text, pos, m.end())
+        pos = m.end()
+    _append(out, text, pos, len(text))
+    return out
+
+
+def _append(out: list[Sentence], text: str, start: int, end: int) -> None:
+    piece = text[start:end]
+    stripped = piece.strip()
+    if stripped:
+        s = start + (len(piece) - len(piece.lstrip()))
+        out.append(Sentence(s, s + len(stripped), stripped))
