@@ -47,15 +47,31 @@ class Sentence:
     text: str
 
 
+ABBREVIATIONS = frozenset("mr mrs ms dr st gen sen rep gov jr sr no vs etc prof lt col sgt capt jan feb aug sept oct nov dec".split())
+
+
 def sentences(text: str) -> list[Sentence]:
     """Sentences with exact offsets (`text[s.start:s.end] == s.text`), surrounding space trimmed."""
     out: list[Sentence] = []
     pos = 0
     for m in _SENTENCE_END.finditer(text):
-        _append(out, text, pos, m.end())
-        pos = m.end()
+        if m.group(0).startswith("\n") or _ends_sentence(text, m.start(), m.end()):
+            _append(out, text, pos, m.end())
+            pos = m.end()
     _append(out, text, pos, len(text))
     return out
+
+
+def _ends_sentence(text: str, stop: int, after: int) -> bool:
+    """False after an abbreviation ("U.S.", "Mr.") or when a lower-case word follows."""
+    nxt = text[after:after + 40].lstrip()
+    if nxt[:1].islower():
+        return False
+    if text[stop - 1] != ".":
+        return True
+    word = text[max(0, stop - 12):stop - 1].split()[-1:] or [""]
+    token = word[0].lstrip("(\"“'‘")
+    return not (token.lower() in ABBREVIATIONS or re.fullmatch(r"(?:[A-Za-z]\.)*[A-Za-z]", token))
 
 
 def _append(out: list[Sentence], text: str, start: int, end: int) -> None:

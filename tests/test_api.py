@@ -1,0 +1,67 @@
+"""Real HTTP through FastAPI's TestClient over a real index of the seeds."""
+
+import pytest
+
+
+def test_nato_question_over_http(client):
+    r = client.post("/query", json={"question": "What does Russia demand on NATO?"})
+    assert r.status_code == 200
+    body = r.json()
+    assert set(body) == {"question", "answerable", "answer", "passages"}
+    assert len({p["doc_id"] for p in body["passages"][:5]}) >= 3
+    ranks = {p["rank"] for p in body["passages"]}
+    assert body["answer"]["generator"] == "extractive"
+    assert body["answer"]["citations"] and set(body["answer"]["citations"]) <= ranks
+
+
+def test_every_passage_sits_at_its_offsets(client, gold):
+    texts: dict[str, str] = {}
+    for item in gold:
+        body = client.post("/query", json={"question": item["question"], "k": 10}).json()
+        for p in body["passages"]:
+            if p["doc_id"] not in texts:
+                texts[p["doc_id"]] = client.get(f"/documents/{p['doc_id']}").json()["text"]
+            assert texts[p["doc_id"]][p["start"] : p["end"]] == p["text"], (item["id"], p["chunk_id"])
+
+
+def test_documents_list_and_one(client):
+    docs = client.get("/documents").json()
+    assert len(docs) == 5 and all(d["chunks"] > 0 for d in docs)
+    one = client.get(f"/documents/{docs[0]['id']}").json()
+    assert one["text"] and one["id"] == docs[0]["id"]
+
+
+def test_health(client):
+    h = client.get("/health").json()
+    assert h["status"] == "ok" and h["documents"] == 5 and h["chunks"] > 5 and "MiniLM" in h["model"]
+
+
+@pytest.mark.parametrize(
+    "kwargs,status,phrase",
+    [
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
+        ({"json": {"question": 42}}, 422, "question"),
+        ({"json": {"question": "   "}}, 422, "blank"),
+        ({"json": {"question": "x" * 2001}}, 422, "2000"),
+        ({"json": {"question": "ok", "k": 0}}, 422, "k"),
+        ({"json": {"question": "ok", "k": 51}}, 422, "k"),
+        ({"json": {"question": "ok", "k": "five"}}, 422, "k"),
+        ({"json": {}}, 422, "question"),
+        ({"json": {"question": "ok", "surprise": 1}}, 422, "surprise"),
+        ({"content": b'{"question": "caf\xff"}', "headers": {"content-type": "application/json"}}, 400, ""),
+    ],
+)
+def test_bad_queries_get_clear_4xx(client, kwargs, status, phrase):
+    r = client.post("/query", **kwargs)
+    assert r.status_code == status, r.text
+    assert phrase in r.json()["error"]
+
+
+def test_unknown_document_is_404(client):
+    r = client.get("/documents/nope")
+    assert r.status_code == 404 and "nope" in r.json()["error"]
+
+
+def test_openapi_page(client):
+    assert client.get("/docs").status_code == 200
+    assert "/query" in client.get("/openapi.json").json()["paths"]

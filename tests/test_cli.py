@@ -1,0 +1,68 @@
+"""The `rag` command as a user runs it: a subprocess in a fresh project folder."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.schema import QueryResponse
+
+ROOT = Path(__file__).resolve().parents[1]
+RAG = [sys.executable, "-m", "rag.cli"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("project")
+    shutil.copytree(ROOT / "seeds", folder / "seeds")
+    return folder
+
+
+def run(project, *args):
+    return subprocess.run(RAG + list(args), cwd=project, capture_output=True, text=True, timeout=300)
+
+
+def test_ask_builds_index_then_answers_as_json(project):
+    r = run(project, "ask", "What does Russia demand on NATO?", "--json")
+    assert r.returncode == 0, r.stderr
+    assert "building it from seeds/" in r.stderr
+    resp = QueryResponse.model_validate_json(r.stdout)
+    assert len({p.doc_id for p in resp.passages}) >= 3
+    assert json.loads(r.stdout)["passages"][0]["source"].startswith("seeds/")
+
+
+def test_ask_plain_prints_answer_and_numbered_passages(project):
+    r = run(project, "ask", "Which newspaper interviewed Grushko?", "-k", "3")
+    assert r.returncode == 0, r.stderr
+    assert "[1] " in r.stdout and "[3] " in r.stdout and "chars " in r.stdout
+    assert "No index" not in r.stderr  # built once, reused
+
+
+def test_usage_errors_exit_2_with_a_sentence(project):
+    r = run(project, "ask", "   ")
+    assert r.returncode == 2 and "blank" in r.stderr and "Traceback" not in r.stderr
+    r = run(project, "ask", "ok", "-k", "99")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_other_errors_exit_1(project, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe not utf8")
+    r = run(project, "ingest", str(bad))
+    assert r.returncode == 1 and "not UTF-8" in r.stderr and "Traceback" not in r.stderr
+    r = run(project, "delete", "no-such-doc")
+    assert r.returncode == 1 and "no-such-doc" in r.stderr
+
+
+def test_ingest_stats_delete_round_trip(project, tmp_path):
+    (tmp_path / "extra.md").write_text("# Extra\n\nA note about Kursk region strikes.\n")
+    r = run(project, "ingest", str(tmp_path / "extra.md"))
+    assert r.returncode == 0 and "1 added" in r.stdout, r.stderr
+    r = run(project, "ingest", str(tmp_path / "extra.md"))
+    assert "1 unchanged" in r.stdout
+    assert "documents: 6" in run(project, "stats").stdout
+    assert run(project, "delete", "extra").returncode == 0
+    assert "documents: 5" in run(project, "stats").stdout
