@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .retrieval import Hit
-from .text import content_stems, sentences
+from .text import STOPWORDS, content_stems, sentences, stem, words
 
 MAX_ANSWER_CHARS = 700
 # Two sentences sharing most of their content words say the same thing; keep one.
@@ -18,6 +18,8 @@ DUPLICATE_OVERLAP = 0.6
 # Sentence score = COVERAGE_WEIGHT * coverage + (1 - COVERAGE_WEIGHT) * passage relevance.
 COVERAGE_WEIGHT = 0.6
 MIN_SENTENCE_CHARS = 25
+# Refuse when at least half of the question's names and numbers appear in no retrieved passage.
+MAX_MISSING_NAMES = 0.5
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,36 @@ class _Candidate:
 NOT_COVERED = "The articles do not cover this question."
 
 
-def is_answerable(hits: list[Hit], min_relevance: float) -> bool:
-    """Answerable when the best passage is close enough to the question (cosine threshold)."""
-    return bool(hits) and max(h.relevance for h in hits) >= min_relevance
+def is_answerable(question: str, hits: list[Hit], min_relevance: float) -> bool:
+    """Answerable when the best passage is close enough to the question (cosine floor) and the
+    passages mention most of the names and numbers the question asks about.
+
+    The second test catches near-topic questions ("How many tanks did Germany send?") that sit
+    close to the articles in embedding space but name things no article mentions.
+    """
+    if not hits or max(h.relevance for h in hits) < min_relevance:
+        return False
+    names = named_terms(question)
+    if not names:
+        return True
+    present = set(content_stems(" ".join(h.chunk.text for h in hits)))
+    missing = [n for n in names if n not in present]
+    return len(missing) / len(names) < MAX_MISSING_NAMES
+
+
+def named_terms(question: str) -> list[str]:
+    """Stems of the question's names and numbers: capitalised words after the first, and digits."""
+    out = []
+    for i, w in enumerate(words(question)):
+        if w.lower() in STOPWORDS:
+            continue
+        if (i > 0 and w[:1].isupper()) or any(ch.isdigit() for ch in w):
+            out.append(stem(w))
+    return list(dict.fromkeys(out))
 
 
 def extractive_answer(question: str, hits: list[Hit], min_relevance: float, max_sentences: int = 3) -> DraftAnswer:
-    if not is_answerable(hits, min_relevance):
+    if not is_answerable(question, hits, min_relevance):
         return DraftAnswer(NOT_COVERED, [], answerable=False)
     chosen = _choose(_candidates(question, hits), max_sentences)
     ordered = sorted(chosen, key=lambda c: (c.rank, c.position))

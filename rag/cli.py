@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -121,6 +122,43 @@ def serve(
         say(f"Seeds changed: {len(report.added)} added, {len(report.replaced)} replaced.")
     say(f"Serving on http://{host}:{port} (OpenAPI page at /docs)")
     uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+
+
+@app.command("eval")
+def eval_(
+    compare: Annotated[
+        list[str] | None,
+        typer.Option(help="Configurations to compare, e.g. 'mode=hybrid,k=5,chunk=200' (repeat the option)."),
+    ] = None,
+    benchmark: Annotated[str | None, typer.Option(help="Outside benchmark to run instead: realtimeqa.")] = None,
+    corpus: Annotated[Path | None, typer.Option(help="Benchmark corpus (.jsonl/.jsonl.gz).")] = None,
+    questions: Annotated[Path | None, typer.Option(help="Benchmark questions (dev.jsonl format).")] = None,
+    index: Annotated[Path | None, typer.Option(help="Benchmark index folder (built once, reused).")] = None,
+    gold: Annotated[Path | None, typer.Option(help="Gold set (default eval/gold/seeds.jsonl).")] = None,
+    results: Annotated[Path, typer.Option(help="Folder for JSON, Markdown and PNG reports.")] = Path("results"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
+    min_hit1: Annotated[float | None, typer.Option(help="Fail (exit 1) if hit@1 is below this.")] = None,
+    min_hit5: Annotated[float | None, typer.Option(help="Fail if hit@5 is below this.")] = None,
+    min_mrr: Annotated[float | None, typer.Option(help="Fail if MRR@10 is below this.")] = None,
+    min_nuggets: Annotated[float | None, typer.Option(help="Fail if nugget recall is below this.")] = None,
+    min_support: Annotated[float | None, typer.Option(help="Fail if citation support is below this.")] = None,
+    min_refusal: Annotated[float | None, typer.Option(help="Fail if refusal accuracy is below this.")] = None,
+) -> None:
+    """Score retrieval and answers on the seeds gold set, or on an outside benchmark."""
+    from eval.runner import EvalError, run_eval
+
+    floors = {"hit@1": min_hit1, "hit@5": min_hit5, "mrr@10": min_mrr, "nugget_recall": min_nuggets,
+              "citation_support": min_support, "refusal_accuracy": min_refusal}
+    try:
+        outcome = run_eval(compare or [], benchmark, corpus, questions, index, gold, results, progress=_progress_bar)
+    except EvalError as exc:
+        fail(str(exc), exc.code)
+    except KNOWN_ERRORS as exc:
+        fail(str(exc))
+    typer.echo(json.dumps(outcome.metrics, indent=2) if json_out else outcome.text)
+    below = outcome.below(floors)
+    if below:
+        fail("below the floor: " + "; ".join(below))
 
 
 @app.command()

@@ -1,0 +1,57 @@
+"""Tables and files for evaluation results: one printed table, JSON, Markdown and a PNG chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+MAIN_METRICS = ("hit@1", "hit@5", "mrr@10", "ndcg@10", "nugget_recall", "citation_support", "refusal_accuracy")
+
+
+def table(rows: dict[str, dict[str, float]]) -> str:
+    """Markdown table: one row per metric, one column per configuration."""
+    names = list(rows)
+    keys = list(dict.fromkeys(k for r in rows.values() for k in r))
+    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key in keys:
+        cells = [_fmt(rows[n].get(key)) for n in names]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.0f}" if abs(v) >= 100 or float(v).is_integer() else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+
+
+def write(folder: Path, name: str, rows: dict[str, dict[str, float]], details: dict | None = None) -> list[Path]:
+    """report JSON + Markdown + chart PNG under `folder`; returns the paths written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    js = folder / f"{name}.json"
+    js.write_text(json.dumps({"configs": rows, "details": details or {}}, indent=2, default=str))
+    md = folder / f"{name}.md"
+    md.write_text(f"# {name}\n\n{table(rows)}\n")
+    png = folder / f"{name}.png"
+    chart(rows, png, [k for k in MAIN_METRICS if any(k in r for r in rows.values())] or list(next(iter(rows.values())))[:6])
+    return [js, md, png]
+
+
+def chart(rows: dict[str, dict[str, float]], path: Path, keys: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(keys) * max(1, len(rows)) ** 0.5), 4))
+    width = 0.8 / max(1, len(rows))
+    for i, (name, r) in enumerate(rows.items()):
+        xs = [j + i * width for j in range(len(keys))]
+        ax.bar(xs, [r.get(k) or 0.0 for k in keys], width, label=name)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(keys))], keys, rotation=20)
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8)
+    ax.set_title(path.stem)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

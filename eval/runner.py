@@ -1,0 +1,113 @@
+"""`rag eval`: parse configurations, run the seeds gold set or a benchmark, write reports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.config import RetrievalMode, Settings
+
+from . import report
+from .harness import GOLD, EvalConfig, load_gold, run_seeds
+
+
+class EvalError(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Outcome:
+    metrics: dict  # one config: its metrics; several: {config name: metrics}
+    text: str
+    rows: dict[str, dict[str, float]]
+
+    def below(self, floors: dict[str, float | None]) -> list[str]:
+        return [
+            f"{name}: {key} {row[key]:.3f} < {floor}"
+            for name, row in self.rows.items()
+            for key, floor in floors.items()
+            if floor is not None and key in row and row[key] < floor
+        ]
+
+
+def parse_config(spec: str, base: EvalConfig) -> EvalConfig:
+    """'mode=hybrid,k=5,chunk=200' -> EvalConfig; unknown keys or values say what is valid."""
+    values: dict = {"mode": base.mode, "k": base.k, "chunk_tokens": base.chunk_tokens}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, _, value = part.partition("=")
+        key = {"chunk": "chunk_tokens"}.get(key.strip(), key.strip())
+        try:
+            if key == "mode":
+                values["mode"] = RetrievalMode(value.strip())
+            elif key in ("k", "chunk_tokens"):
+                values[key] = int(value)
+            else:
+                raise EvalError(f"unknown setting {key!r} in {spec!r}; use mode, k, chunk", 2)
+        except ValueError:
+            valid = ", ".join(m.value for m in RetrievalMode) if key == "mode" else "an integer"
+            raise EvalError(f"bad value {value!r} for {key} in {spec!r}; valid: {valid}", 2) from None
+    return EvalConfig(**values)
+
+
+def run_eval(
+    compare: list[str], benchmark: str | None, corpus: Path | None, questions: Path | None, index: Path | None,
+    gold: Path | None, results: Path, progress: Callable[[int], Callable[[int], None] | None] | None = None,
+) -> Outcome:
+    settings = Settings()
+    base = EvalConfig(settings.retrieval_mode, settings.top_k, settings.chunk_tokens)
+    configs = [parse_config(s, base) for s in compare] or [base]
+    if benchmark is None:
+        return _seeds(configs, settings, gold or GOLD, results)
+    if benchmark != "realtimeqa":
+        raise EvalError(f"unknown benchmark {benchmark!r}; valid: realtimeqa", 2)
+    return _realtimeqa(configs, settings, corpus, questions, index, results, progress)
+
+
+def _seeds(configs: list[EvalConfig], settings: Settings, gold_path: Path, results: Path) -> Outcome:
+    from rag.embedding import load_embedder
+
+    if not gold_path.exists():
+        raise EvalError(f"gold set {gold_path} not found")
+    embedder = load_embedder(settings.embed_model, settings.embed_backend, settings.cache_dir)
+    done = run_seeds(configs, embedder, settings.seeds_dir, load_gold(gold_path), settings)
+    rows = {r.config.name: r.metrics for r in done}
+    details = {r.config.name: r.per_question for r in done}
+    return _finish("seeds", rows, details, results)
+
+
+def _realtimeqa(
+    configs: list[EvalConfig], settings: Settings, corpus: Path | None, questions: Path | None, index: Path | None,
+    results: Path, progress,  # type: ignore[no-untyped-def]
+) -> Outcome:
+    from rag.service import Service
+
+    from . import realtimeqa as rt
+
+    paths = rt.BenchmarkPaths(corpus or rt.CORPUS, questions or rt.QUESTIONS)
+    if paths.missing():
+        raise EvalError(f"RealTime QA data not found ({', '.join(map(str, paths.missing()))}); skipping", 0)
+    folder = index or settings.index_dir.parent / "index" / "realtimeqa" if index is None else index
+    service = Service(settings.model_copy(update={"index_dir": folder, "chunk_tokens": configs[0].chunk_tokens}))
+    ingest_s = rt.ensure_ingested(service, paths.corpus, on_progress=progress(5000) if progress else None)
+    qs = rt.load_questions(paths.questions)
+    rows = {}
+    for config in configs:
+        t0 = time.perf_counter()
+        row = rt.run(service, qs, config.mode)
+        row["seconds"] = time.perf_counter() - t0
+        rows[f"{config.mode.value} chunk={config.chunk_tokens}"] = row
+    for row in rows.values():
+        row["ingest_seconds"] = ingest_s if ingest_s is not None else float("nan")
+        row["chunks"] = float(service.health().chunks)
+    return _finish("realtimeqa", rows, {}, results)
+
+
+def _finish(name: str, rows: dict[str, dict[str, float]], details: dict, results: Path) -> Outcome:
+    written = report.write(results, name, rows, details)
+    text = report.table(rows) + "\n\nreports: " + ", ".join(str(p) for p in written)
+    metrics = next(iter(rows.values())) if len(rows) == 1 else rows
+    return Outcome(metrics, text, rows)
