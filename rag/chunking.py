@@ -15,7 +15,11 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 # Paragraphs first, then lines, then sentence ends, then clauses, then words. Separators stay at
 # the end of the piece they close, so a chunk ends on "." rather than starting with it.
 SEPARATORS: tuple[str, ...] = ("\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", "")
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2
+# Titles are prepended to what is embedded and word-indexed (never to the stored passage text):
+# "Kursk foothold" alone says little; under its headline it says which story it belongs to.
+# Capped so title + chunk stays inside the model window.
+TITLE_MAX_CHARS = 160
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class Chunker:
             "chunk_tokens": self.chunk_tokens,
             "overlap_tokens": self.overlap_tokens,
             "separators": list(SEPARATORS),
+            "title_context": True,
         }
 
     def split(self, doc_id: str, text: str) -> list[Chunk]:
@@ -100,3 +105,10 @@ def locate(text: str, pieces: Sequence[str]) -> list[tuple[int, str]]:
         located.append((start, piece))
         cursor = start + 1
     return located
+
+
+def context_text(title: str | None, chunk_text: str) -> str:
+    """What is embedded and word-indexed for a chunk: its article's title, then the chunk."""
+    if not title or chunk_text.startswith(title):
+        return chunk_text
+    return f"{title[:TITLE_MAX_CHARS]}\n{chunk_text}"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .chunking import Chunk, Chunker
+from .chunking import Chunk, Chunker, context_text
 from .documents import Document
 from .embedding import Embedder
 from .index import Batch, Index, PendingDoc
@@ -103,7 +103,7 @@ class Ingestor:
     def _flush(self, staged: _Staged, report: IngestReport, progress: "_Progress", fresh: bool = False) -> None:
         items = list(staged.docs.values())
         staged.docs.clear()
-        texts = [c.text for _, chunks in items for c in chunks]
+        texts = [context_text(doc.title, c.text) for doc, chunks in items for c in chunks]
         ends = np.cumsum([len(chunks) for _, chunks in items]).tolist()
         vecs = self._encode(texts, lambda done: progress.encoded(bisect.bisect_right(ends, done)))
         vids = self.index.reserve_vids(len(texts))

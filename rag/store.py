@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .chunking import context_text
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
@@ -24,7 +26,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ordinal);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    text, content='chunks', content_rowid='vid', tokenize='porter unicode61 remove_diacritics 2'
+    body, tokenize='porter unicode61 remove_diacritics 2'
 );
 """
 
@@ -154,17 +156,15 @@ class Store:
 
     @staticmethod
     def delete_document(conn: sqlite3.Connection, doc_id: str) -> list[int]:
-        rows = conn.execute("SELECT vid, text FROM chunks WHERE doc_id=?", (doc_id,)).fetchall()
-        conn.executemany(
-            "INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES('delete', ?, ?)", [(r[0], r[1]) for r in rows]
-        )
+        rows = conn.execute("SELECT vid FROM chunks WHERE doc_id=?", (doc_id,)).fetchall()
+        conn.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(r[0],) for r in rows])
         conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
         conn.execute("DELETE FROM documents WHERE id=?", (doc_id,))
         return [r[0] for r in rows]
 
     @staticmethod
     def delete_all(conn: sqlite3.Connection) -> None:
-        conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES('delete-all')")
+        conn.execute("DELETE FROM chunks_fts")
         conn.execute("DELETE FROM chunks")
         conn.execute("DELETE FROM documents")
 
@@ -179,7 +179,8 @@ class Store:
             [(c.vid, c.doc_id, c.ordinal, c.start, c.end, c.text) for c in chunks],
         )
         conn.executemany(
-            "INSERT INTO chunks_fts(rowid, text) VALUES (?, ?)", [(c.vid, c.text) for c in chunks]
+            "INSERT INTO chunks_fts(rowid, body) VALUES (?, ?)",
+            [(c.vid, context_text(doc.title, c.text)) for c in chunks],
         )
 
     @staticmethod
