@@ -89,10 +89,19 @@ def ask(
     question: Annotated[str, typer.Argument(help="The question, in quotes.")],
     k: Annotated[int, typer.Option("-k", "--k", help="Passages to return (1..50).")] = 5,
     json_out: Annotated[bool, typer.Option("--json", help="Print exactly the /query JSON response.")] = False,
+    mode: Annotated[str | None, typer.Option(help="hybrid, dense or lexical.")] = None,
+    source: Annotated[str | None, typer.Option(help="Only articles whose source starts with this.")] = None,
+    doc_id: Annotated[list[str] | None, typer.Option("--doc-id", help="Only this article (repeatable).")] = None,
+    after: Annotated[str | None, typer.Option(help="Published on or after YYYY-MM-DD (undated kept).")] = None,
+    before: Annotated[str | None, typer.Option(help="Published on or before YYYY-MM-DD (undated kept).")] = None,
+    recency: Annotated[float, typer.Option(help="0..1 weight preferring recent articles.")] = 0.0,
 ) -> None:
     """Answer a question from the indexed articles."""
     try:
-        query = Query(question=question, k=k)
+        query = Query(
+            question=question, k=k, mode=mode, source=source, doc_ids=doc_id, published_after=after,
+            published_before=before, recency=recency,
+        )
     except ValidationError as exc:
         fail(_first_error(exc), 2)
     service = open_service()

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(32, ge=0)
     retrieval_mode: RetrievalMode = RetrievalMode.hybrid
     top_k: int = Field(5, ge=1, le=50)
+    # At most this many passages from one article in a result (diversity across articles).
+    max_per_doc: int = Field(2, ge=1, le=50)
     # Calibrated on the seeds gold set (README, "Refusing"): the far-off questions score <= 0.16,
     # the lowest answerable one 0.25; 0.20 sits in the middle of that gap.
     min_relevance: float = 0.20

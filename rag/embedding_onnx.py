@@ -75,9 +75,12 @@ class OnnxEmbedder:
         self.export_seconds: float | None = None  # set when this instance had to export
         if not self.onnx_path.is_file():
             self.export_seconds = export_int8(folder, self.onnx_path)
-        self._session = _session(self.onnx_path, threads=os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+        self._session = _session(self.onnx_path, threads=cpus)
+        # Batches of at most this many tokens (padded) run on a one-thread session; 0: never.
+        self.single_thread_max_tokens = SINGLE_THREAD_MAX_TOKENS if cpus > 1 else 0
         self._session_1t = (
-            _session(self.onnx_path, threads=1) if (os.cpu_count() or 1) > 1 else self._session
+            _session(self.onnx_path, threads=1) if self.single_thread_max_tokens else self._session
         )
         self._wants_token_types = "token_type_ids" in {i.name for i in self._session.get_inputs()}
 
@@ -111,7 +114,8 @@ class OnnxEmbedder:
         feeds = {"input_ids": input_ids, "attention_mask": mask}
         if self._wants_token_types:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
-        session = self._session_1t if input_ids.size <= SINGLE_THREAD_MAX_TOKENS else self._session
+        small = input_ids.size <= self.single_thread_max_tokens
+        session = self._session_1t if small else self._session
         hidden = session.run(None, feeds)[0]
         weights = mask.astype(np.float32)
         summed = np.einsum("bld,bl->bd", hidden, weights)

@@ -64,6 +64,7 @@ class PendingDoc:
     text: str
     chunks: list[ChunkRow]
     vectors: np.ndarray
+    signature: bytes | None = None
 
 
 @dataclass
@@ -149,9 +150,10 @@ class Index:
             return self._snapshot
 
     # --- reading -----------------------------------------------------------------------------
-    def search(self, query: np.ndarray, k: int) -> list[tuple[ChunkRow, float]]:
-        """Top-k chunks by cosine. Rows deleted since the snapshot are skipped, never shown."""
-        hits = vectors.search(self.snapshot().faiss_index, query, k)
+    def search(self, query: np.ndarray, k: int, allowed: list[int] | None = None) -> list[tuple[ChunkRow, float]]:
+        """Top-k chunks by cosine, optionally among `allowed` ids only. Rows deleted since the
+        snapshot are skipped, never shown."""
+        hits = vectors.search(self.snapshot().faiss_index, query, k, allowed)
         rows = self.store.chunks_by_vid([vid for vid, _ in hits])
         return [(rows[vid], score) for vid, score in hits if vid in rows]
 
@@ -192,7 +194,7 @@ class Index:
                 removed += self.store.delete_document(conn, doc_id)
             vectors.remove(new_index, removed)
             for pending in batch.upserts:
-                self.store.insert_document(conn, pending.row, pending.text, pending.chunks)
+                self.store.insert_document(conn, pending.row, pending.text, pending.chunks, pending.signature)
                 ids = np.array([c.vid for c in pending.chunks], dtype=np.int64)
                 vectors.add(new_index, ids, pending.vectors)
             vectors.write_atomic(new_index, self._vector_path(new_gen))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import dedup
 from .chunking import Chunk, Chunker, context_text
 from .documents import Document
 from .embedding import Embedder
@@ -55,6 +56,7 @@ class Ingestor:
         self.embedder = embedder
         self.chunker = chunker
         self.batch_size = batch_size
+        self._dups: dedup.DuplicateFinder | None = None
 
     def ingest(
         self, docs: Iterable[Document], rebuild: bool = False, on_progress: ProgressFn | None = None
@@ -95,6 +97,8 @@ class Ingestor:
             known = self.index.store.hashes()
             found = [d for d in dict.fromkeys(doc_ids) if d in known]
             self.index.commit(Batch(deletes=found))
+            for d in found:
+                self._finder().remove(d)
         return found
 
     def _commit_size(self) -> int:
@@ -107,16 +111,40 @@ class Ingestor:
         ends = np.cumsum([len(chunks) for _, chunks in items]).tolist()
         vecs = self._encode(texts, lambda done: progress.encoded(bisect.bisect_right(ends, done)))
         vids = self.index.reserve_vids(len(texts))
+        finder = self._finder(fresh)
         batch = Batch()
         offset = 0
+        stories: dict[str, str] = {}
         for doc, chunks in items:
             rows = [ChunkRow(vids[offset + i], c.doc_id, c.ordinal, c.start, c.end, c.text) for i, c in enumerate(chunks)]
-            row = DocRow(doc.id, doc.title, doc.source, doc.published, doc.content_hash, len(rows))
-            batch.upserts.append(PendingDoc(row, doc.text, rows, vecs[offset : offset + len(rows)]))
+            sig = dedup.signature(doc.text)
+            dup_of = self._story_of(finder.match(doc.id, sig), stories)
+            finder.add(doc.id, sig)
+            stories[doc.id] = dup_of or doc.id
+            row = DocRow(doc.id, doc.title, doc.source, doc.published, doc.content_hash, len(rows), dup_of)
+            batch.upserts.append(PendingDoc(row, doc.text, rows, vecs[offset : offset + len(rows)], sig.tobytes()))
             report.chunk_counts[doc.id] = len(rows)
             offset += len(rows)
-        self.index.commit(batch, fresh=fresh)
+        try:
+            self.index.commit(batch, fresh=fresh)
+        except BaseException:
+            self._dups = None  # the finder saw uncommitted articles: rebuild it from the store
+            raise
         progress.committed(len(items))
+
+    def _finder(self, fresh: bool = False) -> dedup.DuplicateFinder:
+        if fresh or self._dups is None:
+            stored = {} if fresh else self.index.store.signatures()
+            self._dups = dedup.DuplicateFinder({k: np.frombuffer(v, dtype=np.uint64) for k, v in stored.items()})
+        return self._dups
+
+    def _story_of(self, match: str | None, batch_stories: dict[str, str]) -> str | None:
+        if match is None:
+            return None
+        if match in batch_stories:
+            return batch_stories[match]
+        row = self.index.store.documents_by_id([match]).get(match)
+        return row.story if row else match
 
     def _encode(self, texts: list[str], on_slice: Callable[[int], None]) -> np.ndarray:
         parts = [np.zeros((0, self.index.manifest.dim), np.float32)]

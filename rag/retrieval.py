@@ -2,68 +2,144 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 
 from .config import RetrievalMode
 from .embedding import Embedder
 from .index import Index
-from .store import ChunkRow
+from .store import ChunkRow, DocRow, Filters
 from .text import STOPWORDS, words
 
 # RRF's k: 60 is the constant of Cormack et al. (2009); it flattens the head of each ranking so
 # one list's first place cannot outvote agreement further down both lists.
 RRF_K = 60
-# Each ranking contributes this many candidates (x k) before fusion.
-CANDIDATE_FACTOR = 4
-MIN_CANDIDATES = 20
+# Each ranking contributes this many candidates (x k, at least MIN) before fusion, so the
+# per-article cap and duplicate folding still leave k passages.
+CANDIDATE_FACTOR = 5
+MIN_CANDIDATES = 50
+# Merged neighbours stop growing at this many chunks, so one passage stays a readable length.
+MAX_MERGED_CHUNKS = 3
+# Recency: an article this many days older than the newest candidate counts half as recent.
+RECENCY_HALF_LIFE_DAYS = 30.0
+# An undated article is neither new nor old for the recency preference.
+UNDATED_RECENCY = 0.5
 
 
-@dataclass(frozen=True)
+@dataclass
 class Hit:
-    chunk: ChunkRow
-    score: float  # what ranks the list (cosine, BM25 or RRF, by mode)
+    chunk: ChunkRow  # a stored chunk, or adjacent chunks of one article merged into one span
+    score: float  # what ranks the list (cosine, BM25 or RRF, by mode; recency folded in)
     relevance: float  # cosine of question and chunk: comparable across modes, used for refusal
+    also_in: list[str] = field(default_factory=list)  # near-duplicate articles telling the same story
+
+
+@dataclass
+class _Group:
+    doc: DocRow
+    first: int  # ordinals covered, inclusive
+    last: int
+    hit: Hit
 
 
 class Retriever:
-    def __init__(self, index: Index, embedder: Embedder) -> None:
+    def __init__(self, index: Index, embedder: Embedder, max_per_doc: int = 2) -> None:
         self.index = index
         self.embedder = embedder
+        self.max_per_doc = max_per_doc
 
-    def search(self, question: str, k: int, mode: RetrievalMode = RetrievalMode.dense) -> list[Hit]:
+    def search(
+        self, question: str, k: int, mode: RetrievalMode = RetrievalMode.hybrid,
+        filters: Filters | None = None, recency: float = 0.0,
+    ) -> list[Hit]:
         qvec = self.embedder.encode([question])[0]
-        n = max(MIN_CANDIDATES, k * CANDIDATE_FACTOR)
-        if mode is RetrievalMode.dense:
-            return [Hit(c, s, s) for c, s in self.index.search(qvec, k)]
-        lexical = self._lexical(question, n if mode is RetrievalMode.hybrid else k)
-        if mode is RetrievalMode.lexical:
-            return self._with_relevance(lexical, qvec)[:k]
-        dense = self.index.search(qvec, n)
-        fused = rrf([[c.vid for c, _ in dense], [c.vid for c, _ in lexical]])
-        chunks = {c.vid: c for c, _ in dense + lexical}
-        cosines = {c.vid: s for c, s in dense}
-        top = [(chunks[vid], score) for vid, score in fused[:k]]
-        return self._with_relevance(top, qvec, cosines)
+        ranked = self._candidates(question, qvec, max(MIN_CANDIDATES, k * CANDIDATE_FACTOR), mode, filters)
+        docs = self.index.store.documents_by_id(c.doc_id for c, _ in ranked)
+        ranked = [(c, s) for c, s in ranked if c.doc_id in docs]
+        if recency > 0:
+            ranked = _prefer_recent(ranked, docs, recency)
+        hits = self._select(self._with_relevance(ranked, qvec), docs, k)
+        members = self.index.store.story_members(docs[h.chunk.doc_id].story for h in hits)
+        for h in hits:
+            h.also_in = [d for d in members.get(docs[h.chunk.doc_id].story, []) if d != h.chunk.doc_id]
+        return hits
 
-    def _lexical(self, question: str, n: int) -> list[tuple[ChunkRow, float]]:
+    def _candidates(
+        self, question: str, qvec: np.ndarray, n: int, mode: RetrievalMode, filters: Filters | None
+    ) -> list[tuple[ChunkRow, float]]:
+        allowed = self.index.store.filtered_vids(filters) if filters else None
+        if mode is RetrievalMode.dense:
+            return self.index.search(qvec, n, allowed)
+        lexical = self._lexical(question, n, filters)
+        if mode is RetrievalMode.lexical:
+            return lexical
+        dense = self.index.search(qvec, n, allowed)
+        chunks = {c.vid: c for c, _ in dense + lexical}
+        fused = rrf([[c.vid for c, _ in dense], [c.vid for c, _ in lexical]])
+        return [(chunks[vid], score) for vid, score in fused]
+
+    def _lexical(self, question: str, n: int, filters: Filters | None) -> list[tuple[ChunkRow, float]]:
         match = fts_query(question)
         if not match:
             return []
-        hits = self.index.store.lexical(match, n)
+        hits = self.index.store.lexical(match, n, filters)
         rows = self.index.store.chunks_by_vid([vid for vid, _ in hits])
         return [(rows[vid], s) for vid, s in hits if vid in rows]
 
-    def _with_relevance(
-        self, ranked: list[tuple[ChunkRow, float]], qvec: np.ndarray, known: dict[int, float] | None = None
-    ) -> list[Hit]:
-        known = dict(known or {})
-        missing = [c.vid for c, _ in ranked if c.vid not in known]
-        if missing:
-            for vid, vec in zip(missing, self.index.vectors_for(missing)):
-                known[vid] = float(vec @ qvec)
-        return [Hit(c, s, known[c.vid]) for c, s in ranked]
+    def _with_relevance(self, ranked: list[tuple[ChunkRow, float]], qvec: np.ndarray) -> list[Hit]:
+        vecs = self.index.vectors_for([c.vid for c, _ in ranked])
+        return [Hit(c, s, float(v @ qvec)) for (c, s), v in zip(ranked, vecs)]
+
+    def _select(self, hits: list[Hit], docs: dict[str, DocRow], k: int) -> list[Hit]:
+        """Best first, at most `max_per_doc` passages an article, one copy of a story, and
+        neighbouring chunks of one article merged into one passage."""
+        groups: list[_Group] = []
+        story_doc: dict[str, str] = {}
+        for hit in hits:
+            if len(groups) == k:
+                break
+            doc = docs[hit.chunk.doc_id]
+            if story_doc.setdefault(doc.story, doc.id) != doc.id:
+                continue  # another copy of a story already shown; listed in `also_in`
+            mine = [g for g in groups if g.doc.id == doc.id]
+            near = next((g for g in mine if g.first - 1 <= hit.chunk.ordinal <= g.last + 1), None)
+            if near is not None:
+                if max(near.last, hit.chunk.ordinal) - min(near.first, hit.chunk.ordinal) < MAX_MERGED_CHUNKS:
+                    self._merge(near, hit)
+                continue
+            if len(mine) < self.max_per_doc:
+                groups.append(_Group(doc, hit.chunk.ordinal, hit.chunk.ordinal, hit))
+        return [g.hit for g in groups]
+
+    def _merge(self, group: _Group, hit: Hit) -> None:
+        a, b = group.hit.chunk, hit.chunk
+        start, end = min(a.start, b.start), max(a.end, b.end)
+        group.first, group.last = min(group.first, b.ordinal), max(group.last, b.ordinal)
+        text = self.index.store.span(a.doc_id, start, end)
+        merged = ChunkRow(a.vid, a.doc_id, group.first, start, end, text, group.last)
+        group.hit = Hit(merged, group.hit.score, max(group.hit.relevance, hit.relevance))
+
+
+def _prefer_recent(ranked: list[tuple[ChunkRow, float]], docs: dict[str, DocRow], weight: float) -> list[tuple[ChunkRow, float]]:
+    """Blend the normalised score with recency: (1 - w) * score/top + w * 0.5^(age/half-life)."""
+    from .store import iso_day
+
+    days = {d.id: iso_day(d.published) for d in docs.values()}
+    dated = [date.fromisoformat(v) for v in days.values() if v]
+    newest = max(dated) if dated else None
+    top = max((s for _, s in ranked), default=1.0) or 1.0
+
+    def recency(doc_id: str) -> float:
+        day = days.get(doc_id)
+        if not day or newest is None:
+            return UNDATED_RECENCY
+        return math.pow(0.5, (newest - date.fromisoformat(day)).days / RECENCY_HALF_LIFE_DAYS)
+
+    blended = [(c, (1 - weight) * s / top + weight * recency(c.doc_id)) for c, s in ranked]
+    return sorted(blended, key=lambda cs: -cs[1])
 
 
 def rrf(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:

@@ -5,7 +5,11 @@ Nothing else in the project defines a response shape.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .config import RetrievalMode
 
 MAX_QUESTION_CHARS = 2000
 MAX_K = 50
@@ -19,6 +23,13 @@ class Query(BaseModel):
     question: str = Field(..., min_length=1, max_length=MAX_QUESTION_CHARS)
     k: int = Field(5, ge=1, le=MAX_K)
     answer: bool = True
+    mode: RetrievalMode | None = Field(None, description="hybrid | dense | lexical; default from settings")
+    source: str | None = Field(None, max_length=2000, description="only articles whose source starts with this")
+    doc_ids: list[str] | None = Field(None, max_length=1000, description="only these articles")
+    published_after: date | None = Field(None, description="inclusive; undated articles are kept (see include_undated)")
+    published_before: date | None = Field(None, description="inclusive; undated articles are kept (see include_undated)")
+    include_undated: bool = Field(True, description="keep articles with no date when a date limit is set")
+    recency: float = Field(0.0, ge=0.0, le=1.0, description="0 = off; weight of recency against relevance")
 
     @field_validator("question")
     @classmethod
@@ -26,6 +37,12 @@ class Query(BaseModel):
         if not v.strip():
             raise ValueError("question must not be blank")
         return v
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> "Query":
+        if self.published_after and self.published_before and self.published_after > self.published_before:
+            raise ValueError("published_after is later than published_before")
+        return self
 
 
 class Passage(BaseModel):
@@ -41,6 +58,7 @@ class Passage(BaseModel):
     start: int
     end: int
     text: str
+    also_in: list[str] = Field(default_factory=list, description="near-duplicate articles with the same story")
 
 
 class AnswerOut(BaseModel):

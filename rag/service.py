@@ -15,7 +15,7 @@ from .index import Index, Manifest
 from .ingest import IngestReport, Ingestor, ProgressFn
 from .retrieval import Hit, Retriever
 from .schema import AnswerOut, DocumentOut, DocumentSummary, Health, Passage, Query, QueryResponse
-from .store import DocRow, Store
+from .store import DocRow, Filters, Store
 
 
 class Service:
@@ -29,12 +29,20 @@ class Service:
             chunker=self.chunker.settings(),
         )
         self.index = Index.open(settings.index_dir, self.manifest, rebuild=rebuild)
-        self.retriever = Retriever(self.index, self.embedder)
+        self.retriever = Retriever(self.index, self.embedder, settings.max_per_doc)
         self.ingestor = Ingestor(self.index, self.embedder, self.chunker, settings.embed_batch_size)
 
     # --- questions ---------------------------------------------------------------------------
     def ask(self, query: Query, mode: RetrievalMode | None = None) -> QueryResponse:
-        hits = self.retriever.search(query.question, query.k, mode or self.settings.retrieval_mode)
+        filters = Filters(
+            source=query.source,
+            doc_ids=tuple(query.doc_ids) if query.doc_ids is not None else None,
+            published_after=query.published_after.isoformat() if query.published_after else None,
+            published_before=query.published_before.isoformat() if query.published_before else None,
+            include_undated=query.include_undated,
+        )
+        mode = mode or query.mode or self.settings.retrieval_mode
+        hits = self.retriever.search(query.question, query.k, mode, filters or None, query.recency)
         draft = extractive_answer(query.question, hits, self.settings.min_relevance, self.settings.answer_sentences)
         answer = AnswerOut(text=draft.text, citations=draft.citations, generator=draft.generator)
         return QueryResponse(
@@ -53,6 +61,7 @@ class Service:
                 Passage(
                     rank=rank, score=round(h.score, 6), doc_id=d.id, chunk_id=h.chunk.chunk_id, title=d.title,
                     source=d.source, published=d.published, start=h.chunk.start, end=h.chunk.end, text=h.chunk.text,
+                    also_in=h.also_in,
                 )
             )
         return out

@@ -6,6 +6,7 @@ SQLite's transaction is the commit point of the whole index: it records which FA
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -14,12 +15,27 @@ from pathlib import Path
 
 from .chunking import context_text
 
+_DATE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})")
+
+
+def iso_day(published: str | None) -> str | None:
+    """'2022/06/12', '2022-06-12T10:00Z' -> '2022-06-12'; None when no date can be read."""
+    m = _DATE.search(published or "")
+    if not m:
+        return None
+    y, mo, d = (int(g) for g in m.groups())
+    return f"{y:04d}-{mo:02d}-{d:02d}" if 1 <= mo <= 12 and 1 <= d <= 31 else None
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY, title TEXT, source TEXT, published TEXT, text TEXT NOT NULL,
-    content_hash TEXT NOT NULL, chunk_count INTEGER NOT NULL
+    content_hash TEXT NOT NULL, chunk_count INTEGER NOT NULL,
+    published_day TEXT,  -- ISO YYYY-MM-DD parsed from `published`, NULL when undated
+    dup_of TEXT          -- the earlier article this one repeats (near-duplicate), else NULL
 );
+CREATE INDEX IF NOT EXISTS documents_dup ON documents(dup_of);
+CREATE TABLE IF NOT EXISTS signatures (doc_id TEXT PRIMARY KEY, sig BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS chunks (
     vid INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL
@@ -39,6 +55,44 @@ class DocRow:
     published: str | None
     content_hash: str
     chunk_count: int
+    dup_of: str | None = None
+
+    @property
+    def story(self) -> str:
+        """Near-duplicates share a story key: the first article's id."""
+        return self.dup_of or self.id
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Metadata limits on a search. Undated articles pass date limits unless `include_undated`
+    is false: an article whose date is unknown cannot be ruled out, so it is never silently
+    dropped."""
+
+    source: str | None = None  # prefix of the article's source (a folder, a site)
+    doc_ids: tuple[str, ...] | None = None
+    published_after: str | None = None  # ISO date, inclusive
+    published_before: str | None = None  # ISO date, inclusive
+    include_undated: bool = True
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.source, self.doc_ids, self.published_after, self.published_before))
+
+    def sql(self) -> tuple[str, list]:
+        """A WHERE clause over `documents d` and its parameters."""
+        where, params = [], []
+        if self.source is not None:
+            where.append("substr(d.source, 1, length(?)) = ?")
+            params += [self.source, self.source]
+        if self.doc_ids is not None:
+            where.append(f"d.id IN ({','.join('?' * len(self.doc_ids))})")
+            params += list(self.doc_ids)
+        for op, value in ((">=", self.published_after), ("<=", self.published_before)):
+            if value is not None:
+                undated = " OR d.published_day IS NULL" if self.include_undated else ""
+                where.append(f"(d.published_day {op} ?{undated})")
+                params.append(value)
+        return (" AND ".join(where) or "1"), params
 
 
 @dataclass(frozen=True)
@@ -49,10 +103,15 @@ class ChunkRow:
     start: int
     end: int
     text: str
+    last_ordinal: int | None = None  # set when neighbouring chunks were merged into this span
 
     @property
     def chunk_id(self) -> str:
-        return f"{self.doc_id}#{self.ordinal}"
+        last = self.last_ordinal
+        return f"{self.doc_id}#{self.ordinal}" if last in (None, self.ordinal) else f"{self.doc_id}#{self.ordinal}-{last}"
+
+
+DOC_COLS = "id, title, source, published, content_hash, chunk_count, dup_of"
 
 
 class Store:
@@ -96,16 +155,16 @@ class Store:
 
     def documents(self) -> list[DocRow]:
         rows = self.connect().execute(
-            "SELECT id, title, source, published, content_hash, chunk_count FROM documents ORDER BY id"
+            f"SELECT {DOC_COLS} FROM documents ORDER BY id"
         )
         return [DocRow(*r) for r in rows]
 
     def document(self, doc_id: str) -> tuple[DocRow, str] | None:
         r = self.connect().execute(
-            "SELECT id, title, source, published, content_hash, chunk_count, text FROM documents WHERE id=?",
+            f"SELECT {DOC_COLS}, text FROM documents WHERE id=?",
             (doc_id,),
         ).fetchone()
-        return None if r is None else (DocRow(*tuple(r)[:6]), r[6])
+        return None if r is None else (DocRow(*tuple(r)[:7]), r[7])
 
     def documents_by_id(self, ids: Iterable[str]) -> dict[str, DocRow]:
         ids = list(set(ids))
@@ -113,7 +172,7 @@ class Store:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self.connect().execute(
-            f"SELECT id, title, source, published, content_hash, chunk_count FROM documents WHERE id IN ({marks})",
+            f"SELECT {DOC_COLS} FROM documents WHERE id IN ({marks})",
             ids,
         )
         return {r[0]: DocRow(*r) for r in rows}
@@ -136,18 +195,54 @@ class Store:
 
     def all_documents_text(self) -> Iterable[tuple[DocRow, str]]:
         rows = self.connect().execute(
-            "SELECT id, title, source, published, content_hash, chunk_count, text FROM documents ORDER BY id"
+            f"SELECT {DOC_COLS}, text FROM documents ORDER BY id"
         )
         for r in rows:
-            yield DocRow(*tuple(r)[:6]), r[6]
+            yield DocRow(*tuple(r)[:7]), r[7]
 
-    def lexical(self, match: str, k: int) -> list[tuple[int, float]]:
+    def lexical(self, match: str, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
         """(vid, score) by FTS5's BM25, best first; scores negated so higher is better."""
-        rows = self.connect().execute(
-            "SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY s LIMIT ?",
-            (match, k),
-        )
+        if filters:
+            where, params = filters.sql()
+            rows = self.connect().execute(
+                "SELECT f.rowid, bm25(chunks_fts) AS s FROM chunks_fts f JOIN chunks c ON c.vid = f.rowid "
+                f"JOIN documents d ON d.id = c.doc_id WHERE chunks_fts MATCH ? AND {where} ORDER BY s LIMIT ?",
+                [match, *params, k],
+            )
+        else:
+            rows = self.connect().execute(
+                "SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY s LIMIT ?",
+                (match, k),
+            )
         return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def filtered_vids(self, filters: Filters) -> list[int]:
+        where, params = filters.sql()
+        rows = self.connect().execute(f"SELECT c.vid FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", params)
+        return [r[0] for r in rows]
+
+    def story_members(self, stories: Iterable[str]) -> dict[str, list[str]]:
+        """Every stored article of each story (the first article and its near-duplicates)."""
+        stories = list(set(stories))
+        if not stories:
+            return {}
+        marks = ",".join("?" * len(stories))
+        rows = self.connect().execute(
+            f"SELECT id, coalesce(dup_of, id) FROM documents WHERE id IN ({marks}) OR dup_of IN ({marks}) ORDER BY id",
+            stories + stories,
+        )
+        out: dict[str, list[str]] = {}
+        for doc_id, story in rows:
+            out.setdefault(story, []).append(doc_id)
+        return out
+
+    def span(self, doc_id: str, start: int, end: int) -> str:
+        """document.text[start:end], read without loading the whole article."""
+        row = self.connect().execute("SELECT substr(text, ?, ?) FROM documents WHERE id=?", (start + 1, end - start, doc_id)).fetchone()
+        return "" if row is None else row[0]
+
+    def signatures(self) -> dict[str, bytes]:
+        return dict(self.connect().execute("SELECT doc_id, sig FROM signatures").fetchall())
 
     # --- writes (call inside `transaction`) --------------------------------------------------
     def next_vid(self, conn: sqlite3.Connection) -> int:
@@ -160,6 +255,7 @@ class Store:
         conn.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(r[0],) for r in rows])
         conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
         conn.execute("DELETE FROM documents WHERE id=?", (doc_id,))
+        conn.execute("DELETE FROM signatures WHERE doc_id=?", (doc_id,))
         return [r[0] for r in rows]
 
     @staticmethod
@@ -167,13 +263,20 @@ class Store:
         conn.execute("DELETE FROM chunks_fts")
         conn.execute("DELETE FROM chunks")
         conn.execute("DELETE FROM documents")
+        conn.execute("DELETE FROM signatures")
 
     @staticmethod
-    def insert_document(conn: sqlite3.Connection, doc: DocRow, text: str, chunks: list[ChunkRow]) -> None:
+    def insert_document(
+        conn: sqlite3.Connection, doc: DocRow, text: str, chunks: list[ChunkRow], sig: bytes | None = None
+    ) -> None:
         conn.execute(
-            "INSERT INTO documents(id, title, source, published, text, content_hash, chunk_count) VALUES (?,?,?,?,?,?,?)",
-            (doc.id, doc.title, doc.source, doc.published, text, doc.content_hash, doc.chunk_count),
+            "INSERT INTO documents(id, title, source, published, text, content_hash, chunk_count, published_day, dup_of)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            (doc.id, doc.title, doc.source, doc.published, text, doc.content_hash, doc.chunk_count,
+             iso_day(doc.published), doc.dup_of),
         )
+        if sig is not None:
+            conn.execute("INSERT INTO signatures(doc_id, sig) VALUES (?, ?)", (doc.id, sig))
         conn.executemany(
             'INSERT INTO chunks(vid, doc_id, ordinal, start, "end", text) VALUES (?,?,?,?,?,?)',
             [(c.vid, c.doc_id, c.ordinal, c.start, c.end, c.text) for c in chunks],

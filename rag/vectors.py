@@ -24,11 +24,16 @@ def remove(index: faiss.Index, ids: list[int]) -> None:
         index.remove_ids(np.asarray(ids, dtype=np.int64))
 
 
-def search(index: faiss.Index, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-    """(id, score) best first; fewer than k when the index is small."""
-    if index.ntotal == 0:
+def search(index: faiss.Index, query: np.ndarray, k: int, allowed: list[int] | None = None) -> list[tuple[int, float]]:
+    """(id, score) best first; fewer than k when the index is small or few ids are allowed."""
+    if index.ntotal == 0 or (allowed is not None and not allowed):
         return []
-    scores, ids = index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), k)
+    q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+    if allowed is None:
+        scores, ids = index.search(q, k)
+    else:
+        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)))
+        scores, ids = index.search(q, k, params=params)
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
 

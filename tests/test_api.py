@@ -65,3 +65,22 @@ def test_unknown_document_is_404(client):
 def test_openapi_page(client):
     assert client.get("/docs").status_code == 200
     assert "/query" in client.get("/openapi.json").json()["paths"]
+
+
+def test_query_modes_and_filters_over_http(client):
+    for mode in ("dense", "lexical", "hybrid"):
+        r = client.post("/query", json={"question": "Izvestiya Grushko", "mode": mode, "k": 3})
+        assert r.status_code == 200 and r.json()["passages"][0]["doc_id"] == "004_a432fe192a64c82f"
+    r = client.post("/query", json={"question": "NATO", "doc_ids": ["000_1447df4d8abbbe65"]})
+    assert {p["doc_id"] for p in r.json()["passages"]} == {"000_1447df4d8abbbe65"}
+    r = client.post("/query", json={"question": "NATO", "source": "seeds/001"})
+    assert {p["doc_id"] for p in r.json()["passages"]} == {"001_7db6926444a715ac"}
+    r = client.post("/query", json={"question": "NATO", "mode": "magic"})
+    assert r.status_code == 422 and "hybrid" in r.json()["error"]
+    r = client.post("/query", json={"question": "NATO", "published_after": "2023-01-01", "published_before": "2022-01-01"})
+    assert r.status_code == 422 and "later" in r.json()["error"]
+    # seeds are undated: a date limit keeps them unless told otherwise
+    r = client.post("/query", json={"question": "NATO", "published_after": "2030-01-01"})
+    assert len(r.json()["passages"]) == 5
+    r = client.post("/query", json={"question": "NATO", "published_after": "2030-01-01", "include_undated": False})
+    assert r.json()["passages"] == [] and r.json()["answerable"] is False

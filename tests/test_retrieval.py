@@ -25,3 +25,52 @@ def test_modes_return_ranked_hits(seeds_service):
         hits = seeds_service.retriever.search("Izvestiya interview with Grushko", 5, mode)
         assert hits and hits[0].chunk.doc_id == "004_a432fe192a64c82f", mode
         assert all(-1.0 <= h.relevance <= 1.0 for h in hits)
+
+
+def test_adjacent_chunks_merge_with_exact_offsets(seeds_service):
+    hits = seeds_service.retriever.search("What does Russia demand on NATO?", 10)
+    for h in hits:
+        doc = seeds_service.document(h.chunk.doc_id)
+        assert doc.text[h.chunk.start : h.chunk.end] == h.chunk.text
+    per_doc = {}
+    for h in hits:
+        per_doc[h.chunk.doc_id] = per_doc.get(h.chunk.doc_id, 0) + 1
+    assert max(per_doc.values()) <= 2  # the per-article cap
+
+
+def test_filters_limit_and_keep_undated(make_service):
+    from rag.documents import Document
+    from rag.store import Filters
+
+    s = make_service()
+    s.ingest([
+        Document("old", "Talks on a ceasefire in Ukraine stalled again.", source="https://a.example/old", published="2022/01/05"),
+        Document("new", "Ceasefire talks in Ukraine resumed in Riyadh.", source="https://b.example/new", published="2022-06-01"),
+        Document("undated", "A ceasefire in Ukraine needs guarantees.", source="https://a.example/u"),
+    ])
+    ids = lambda f: sorted(h.chunk.doc_id for h in s.retriever.search("ceasefire talks", 5, filters=f))  # noqa: E731
+    assert ids(Filters(published_after="2022-03-01")) == ["new", "undated"]
+    assert ids(Filters(published_after="2022-03-01", include_undated=False)) == ["new"]
+    assert ids(Filters(source="https://a.example/")) == ["old", "undated"]
+    assert ids(Filters(doc_ids=("old",))) == ["old"]
+    assert ids(Filters(published_before="2021-01-01", include_undated=False)) == []
+    newest = s.retriever.search("ceasefire talks", 3, recency=1.0)
+    assert newest[0].chunk.doc_id == "new"
+
+
+def test_near_duplicates_fold_into_also_in(make_service):
+    from pathlib import Path
+
+    from rag.documents import Document
+
+    text = (Path(__file__).resolve().parents[1] / "seeds" / "004_a432fe192a64c82f.txt").read_text()
+    s = make_service()
+    s.ingest([Document("wire", text), Document("repost", "Republished from Reuters.\n" + text.replace("Tuesday", "Tues."))])
+    s.ingest([Document("other", "Completely different story about power plants and land in Zaporizhzhia.")])
+    hits = s.retriever.search("ironclad security guarantees Grushko", 5)
+    docs = [h.chunk.doc_id for h in hits]
+    assert "wire" in docs and "repost" not in docs
+    assert hits[docs.index("wire")].also_in == ["repost"]
+    s.delete(["wire"])  # the copy stands alone again
+    hits = s.retriever.search("ironclad security guarantees Grushko", 5)
+    assert hits[0].chunk.doc_id == "repost" and hits[0].also_in == []
