@@ -7,6 +7,7 @@ passages do not.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .retrieval import Hit
@@ -81,15 +82,19 @@ def extractive_answer(question: str, hits: list[Hit], min_relevance: float, max_
 
 def _candidates(question: str, hits: list[Hit]) -> list[_Candidate]:
     q = set(content_stems(question))
-    out = []
+    raw = []
     for rank, hit in enumerate(hits, start=1):
         for pos, sent in enumerate(sentences(hit.chunk.text)):
-            if len(sent.text) < MIN_SENTENCE_CHARS:
-                continue
-            stems = frozenset(content_stems(sent.text))
-            coverage = len(q & stems) / len(q) if q else 0.0
-            score = COVERAGE_WEIGHT * coverage + (1 - COVERAGE_WEIGHT) * max(hit.relevance, 0.0)
-            out.append(_Candidate(score, rank, pos, sent.text, stems))
+            if len(sent.text) >= MIN_SENTENCE_CHARS:
+                raw.append((rank, pos, sent.text, frozenset(content_stems(sent.text)), hit.relevance))
+    # A question word found in few sentences ("NATO") says more than one found everywhere ("Russia").
+    weight = {t: math.log(1 + len(raw) / (1 + sum(t in r[3] for r in raw))) for t in q}
+    total = sum(weight.values()) or 1.0
+    out = []
+    for rank, pos, text, stems, relevance in raw:
+        coverage = sum(weight[t] for t in q & stems) / total
+        score = COVERAGE_WEIGHT * coverage + (1 - COVERAGE_WEIGHT) * max(relevance, 0.0)
+        out.append(_Candidate(score, rank, pos, text, stems))
     return sorted(out, key=lambda c: (-c.score, c.rank, c.position))
 
 
