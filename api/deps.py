@@ -1,0 +1,27 @@
+"""The one Service of the app, built lazily, handed to routes as a FastAPI dependency."""
+
+from __future__ import annotations
+
+import threading
+
+from fastapi import Request
+
+from rag.config import Settings
+from rag.service import Service
+
+
+class ServiceHolder:
+    def __init__(self, service: Service | None, settings: Settings | None) -> None:
+        self._service = service
+        self._settings = settings
+        self._lock = threading.Lock()
+
+    def get(self) -> Service:
+        with self._lock:
+            if self._service is None:
+                self._service = Service(self._settings or Settings())
+            return self._service
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.holder.get()

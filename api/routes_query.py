@@ -1,0 +1,35 @@
+"""Reading endpoints: questions, documents, health."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from rag.schema import DocumentOut, DocumentSummary, Health, Query, QueryResponse
+from rag.service import Service
+
+from .deps import get_service
+
+router = APIRouter()
+
+
+@router.post("/query", response_model=QueryResponse, summary="Ask a question")
+def query(q: Query, service: Service = Depends(get_service)) -> QueryResponse:
+    return service.ask(q)
+
+
+@router.get("/documents", response_model=list[DocumentSummary], summary="List documents")
+def documents(service: Service = Depends(get_service)) -> list[DocumentSummary]:
+    return service.documents()
+
+
+@router.get("/documents/{doc_id}", response_model=DocumentOut, summary="One document with its full text")
+def document(doc_id: str, service: Service = Depends(get_service)) -> DocumentOut:
+    doc = service.document(doc_id)
+    if doc is None:
+        raise HTTPException(404, f"no document with id {doc_id!r}")
+    return doc
+
+
+@router.get("/health", response_model=Health, summary="Liveness and index size")
+def health(service: Service = Depends(get_service)) -> Health:
+    return service.health()
