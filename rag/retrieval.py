@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from datetime import date
 
 import numpy as np
@@ -12,6 +13,9 @@ from .config import RetrievalMode
 from .embedding import Embedder
 from .index import Index
 from .store import ChunkRow, DocRow, Filters
+
+if TYPE_CHECKING:
+    from .rerank import Reranker
 from .text import STOPWORDS, words
 
 # RRF's k: 60 is the constant of Cormack et al. (2009); it flattens the head of each ranking so
@@ -46,10 +50,15 @@ class _Group:
 
 
 class Retriever:
-    def __init__(self, index: Index, embedder: Embedder, max_per_doc: int = 2) -> None:
+    def __init__(
+        self, index: Index, embedder: Embedder, max_per_doc: int = 2,
+        reranker: "Reranker | None" = None, rerank_candidates: int = 20,
+    ) -> None:
         self.index = index
         self.embedder = embedder
         self.max_per_doc = max_per_doc
+        self.reranker = reranker
+        self.rerank_candidates = rerank_candidates
 
     def search(
         self, question: str, k: int, mode: RetrievalMode = RetrievalMode.hybrid,
@@ -59,6 +68,8 @@ class Retriever:
         ranked = self._candidates(question, qvec, max(MIN_CANDIDATES, k * CANDIDATE_FACTOR), mode, filters)
         docs = self.index.store.documents_by_id(c.doc_id for c, _ in ranked)
         ranked = [(c, s) for c, s in ranked if c.doc_id in docs]
+        if self.reranker is not None:
+            ranked = self._rerank(question, ranked, docs)
         if recency > 0:
             ranked = _prefer_recent(ranked, docs, recency)
         hits = self._select(self._with_relevance(ranked, qvec), docs, k)
@@ -80,6 +91,18 @@ class Retriever:
         chunks = {c.vid: c for c, _ in dense + lexical}
         fused = rrf([[c.vid for c, _ in dense], [c.vid for c, _ in lexical]])
         return [(chunks[vid], score) for vid, score in fused]
+
+    def _rerank(
+        self, question: str, ranked: list[tuple[ChunkRow, float]], docs: dict[str, DocRow]
+    ) -> list[tuple[ChunkRow, float]]:
+        """Re-order the head of the list by the reranker, fused with the first-stage rank (RRF),
+        so a reranker's occasional miss cannot bury what both retrievers agreed on."""
+        head, tail = ranked[: self.rerank_candidates], ranked[self.rerank_candidates :]
+        assert self.reranker is not None
+        scores = self.reranker.scores(question, [c for c, _ in head], [docs[c.doc_id].title for c, _ in head])
+        by_rerank = [i for i, _ in sorted(enumerate(scores), key=lambda p: -p[1])]
+        fused = rrf([list(range(len(head))), by_rerank])
+        return [(head[i][0], s) for i, s in fused] + [(c, 0.0) for c, _ in tail]
 
     def _lexical(self, question: str, n: int, filters: Filters | None) -> list[tuple[ChunkRow, float]]:
         match = fts_query(question)

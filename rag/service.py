@@ -13,6 +13,7 @@ from .documents import Document, load_path
 from .embedding import Embedder, load_embedder
 from .index import Index, Manifest
 from .ingest import IngestReport, Ingestor, ProgressFn
+from .rerank import load_reranker
 from .retrieval import Hit, Retriever
 from .schema import AnswerOut, DocumentOut, DocumentSummary, Health, Passage, Query, QueryResponse
 from .store import DocRow, Filters, Store
@@ -29,7 +30,9 @@ class Service:
             chunker=self.chunker.settings(),
         )
         self.index = Index.open(settings.index_dir, self.manifest, rebuild=rebuild)
-        self.retriever = Retriever(self.index, self.embedder, settings.max_per_doc)
+        self.retriever = Retriever(
+            self.index, self.embedder, settings.max_per_doc, load_reranker(settings, self.embedder), settings.rerank_candidates
+        )
         self.ingestor = Ingestor(self.index, self.embedder, self.chunker, settings.embed_batch_size)
 
     # --- questions ---------------------------------------------------------------------------
