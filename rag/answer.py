@@ -8,6 +8,7 @@ passages do not.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .retrieval import Hit
@@ -71,24 +72,32 @@ def named_terms(question: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def extractive_answer(question: str, hits: list[Hit], min_relevance: float, max_sentences: int = 3) -> DraftAnswer:
+def extractive_answer(
+    question: str, hits: list[Hit], min_relevance: float, max_sentences: int = 3,
+    idf: Callable[[str], float] | None = None,
+) -> DraftAnswer:
+    """`idf(word)` weighs question words by rarity in the corpus (default: among the candidates)."""
     if not is_answerable(question, hits, min_relevance):
         return DraftAnswer(NOT_COVERED, [], answerable=False)
-    chosen = _choose(_candidates(question, hits), max_sentences)
+    chosen = _choose(_candidates(question, hits, idf), max_sentences)
     ordered = sorted(chosen, key=lambda c: (c.rank, c.position))
     text = " ".join(f"{_one_line(c.text)} [{c.rank}]" for c in ordered)
     return DraftAnswer(text, sorted({c.rank for c in ordered}), answerable=True)
 
 
-def _candidates(question: str, hits: list[Hit]) -> list[_Candidate]:
+def _candidates(question: str, hits: list[Hit], idf: Callable[[str], float] | None) -> list[_Candidate]:
+    q_words = {stem(w): w for w in words(question) if w.lower() not in STOPWORDS}
     q = set(content_stems(question))
     raw = []
     for rank, hit in enumerate(hits, start=1):
         for pos, sent in enumerate(sentences(hit.chunk.text)):
             if len(sent.text) >= MIN_SENTENCE_CHARS:
                 raw.append((rank, pos, sent.text, frozenset(content_stems(sent.text)), hit.relevance))
-    # A question word found in few sentences ("NATO") says more than one found everywhere ("Russia").
-    weight = {t: math.log(1 + len(raw) / (1 + sum(t in r[3] for r in raw))) for t in q}
+    # A question word found in few places ("NATO") says more than one found everywhere ("Russia").
+    if idf is not None:
+        weight = {t: idf(q_words.get(t, t)) for t in q}
+    else:
+        weight = {t: math.log(1 + len(raw) / (1 + sum(t in r[3] for r in raw))) for t in q}
     total = sum(weight.values()) or 1.0
     out = []
     for rank, pos, text, stems, relevance in raw:

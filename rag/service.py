@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -46,7 +47,9 @@ class Service:
         )
         mode = mode or query.mode or self.settings.retrieval_mode
         hits = self.retriever.search(query.question, query.k, mode, filters or None, query.recency)
-        draft = extractive_answer(query.question, hits, self.settings.min_relevance, self.settings.answer_sentences)
+        draft = extractive_answer(
+            query.question, hits, self.settings.min_relevance, self.settings.answer_sentences, self._idf
+        )
         answer = AnswerOut(text=draft.text, citations=draft.citations, generator=draft.generator)
         return QueryResponse(
             question=query.question,
@@ -68,6 +71,15 @@ class Service:
                 )
             )
         return out
+
+    def _idf(self, word: str) -> float:
+        """log(1 + N / (1 + df)) over the chunks of the index, cached per committed generation."""
+        gen = self.index.store.generation()
+        if getattr(self, "_idf_gen", None) != gen:
+            self._idf_gen, self._idf_cache, self._idf_n = gen, {}, self.index.store.counts()[1]
+        if word not in self._idf_cache:
+            self._idf_cache[word] = math.log(1 + self._idf_n / (1 + self.index.store.term_frequency(word)))
+        return self._idf_cache[word]
 
     # --- documents ---------------------------------------------------------------------------
     def documents(self) -> list[DocumentSummary]:

@@ -216,6 +216,12 @@ class Store:
             )
         return [(int(r[0]), -float(r[1])) for r in rows]
 
+    def term_frequency(self, word: str) -> int:
+        """How many chunks contain `word` (FTS5 applies its own stemming, as in search)."""
+        match = '"' + word.replace('"', '""') + '"'
+        row = self.connect().execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (match,)).fetchone()
+        return int(row[0])
+
     def filtered_vids(self, filters: Filters) -> list[int]:
         where, params = filters.sql()
         rows = self.connect().execute(f"SELECT c.vid FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", params)
