@@ -11,10 +11,12 @@ from rag.config import Settings
 from rag.schema import ErrorOut
 from rag.service import Service
 
-from . import errors, routes_documents, routes_query, security, web
+from . import errors, routes_documents, routes_query, routes_stream, security, web
 from .deps import ServiceHolder
 
-ERROR_RESPONSES: dict[int | str, dict] = {400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+ERROR_RESPONSES: dict[int | str, dict] = {
+    code: {"model": ErrorOut} for code in (400, 401, 404, 413, 415, 422)
+}
 
 
 def create_app(service: Service | None = None, settings: Settings | None = None) -> FastAPI:
@@ -29,6 +31,7 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
     errors.install(app)
     security.install(app)
     app.include_router(routes_query.router)
+    app.include_router(routes_stream.router)
     app.include_router(routes_documents.router)
     app.include_router(web.router)
     return app

@@ -16,6 +16,11 @@ class ServiceHolder:
         self._settings = settings
         self._lock = threading.Lock()
 
+    @property
+    def settings(self) -> Settings:
+        """The settings in force: the service's own once it exists."""
+        return self._service.settings if self._service is not None else (self._settings or Settings())
+
     def get(self) -> Service:
         with self._lock:
             if self._service is None:

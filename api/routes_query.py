@@ -8,21 +8,27 @@ from rag.schema import DocumentOut, DocumentSummary, Health, Query, QueryRespons
 from rag.service import Service
 
 from .deps import get_service
+from .security import require_read
 
 router = APIRouter()
 
 
-@router.post("/query", response_model=QueryResponse, summary="Ask a question")
+@router.post("/query", response_model=QueryResponse, summary="Ask a question", dependencies=[Depends(require_read)])
 def query(q: Query, service: Service = Depends(get_service)) -> QueryResponse:
     return service.ask(q)
 
 
-@router.get("/documents", response_model=list[DocumentSummary], summary="List documents")
+@router.get(
+    "/documents", response_model=list[DocumentSummary], summary="List documents", dependencies=[Depends(require_read)]
+)
 def documents(service: Service = Depends(get_service)) -> list[DocumentSummary]:
     return service.documents()
 
 
-@router.get("/documents/{doc_id}", response_model=DocumentOut, summary="One document with its full text")
+@router.get(
+    "/documents/{doc_id}", response_model=DocumentOut, summary="One document with its full text",
+    dependencies=[Depends(require_read)],
+)
 def document(doc_id: str, service: Service = Depends(get_service)) -> DocumentOut:
     doc = service.document(doc_id)
     if doc is None:

@@ -36,6 +36,15 @@ class RerankerKind(str, Enum):
     cross_encoder = "cross-encoder"
 
 
+class GeneratorKind(str, Enum):
+    """Who drafts the answer: the offline extractive answer, an OpenAI-compatible server, or a
+    GGUF model run in process by llama-cpp-python."""
+
+    extractive = "extractive"
+    openai = "openai"
+    local = "local"
+
+
 class Settings(BaseSettings):
     """Every knob of the service. Unknown enum values fail with the list of valid ones."""
 
@@ -74,6 +83,21 @@ class Settings(BaseSettings):
     # A .jsonl.gz upload may expand to at most this many bytes (a gzip bomb stops here).
     max_upload_expanded_bytes: int = Field(200 * 1024 * 1024, ge=1024)
     max_docs_per_upload: int = Field(10_000, ge=1)
+    # --- drafted answers (rag/generate.py) -------------------------------------------------------
+    generator: GeneratorKind = GeneratorKind.extractive
+    # An OpenAI-compatible server, with or without the trailing /v1 (`/v1/chat/completions` is used).
+    llm_base_url: str = "http://127.0.0.1:8080/v1"
+    llm_model: str = "default"
+    llm_api_key: SecretStr | None = None
+    # The whole draft (every retry included) must finish within this; then the extractive answer steps in.
+    llm_timeout_s: float = Field(60.0, gt=0, le=3600)
+    # Extra attempts after a failed connection, timeout, 429 or 5xx that came before any text.
+    llm_retries: int = Field(1, ge=0, le=10)
+    # The local generator's GGUF: a file path, or `packaged:qwen2.5-coder-1.5b` (the `qwen` extra) or
+    # `packaged:gemma3-270m` (the `llm` extra; a base model, only good for plumbing), assembled
+    # under cache_dir/models on first use.
+    llm_model_path: str = "packaged:qwen2.5-coder-1.5b"
+    llm_max_tokens: int = Field(160, ge=8, le=4096)
 
     @field_validator("chunk_overlap")
     @classmethod

@@ -1,0 +1,357 @@
+"""Load test: N concurrent clients query a live server while a writer adds and deletes articles.
+
+    python -m eval.load [--clients 32] [--seconds 30] [--index DIR | --url http://127.0.0.1:PORT] [--json]
+
+Without `--url` it starts `rag serve` on a free loopback port, over a temporary copy of `--index`
+(or, without one, a fresh index built from seeds/), with a random API key the writer uses. It only
+ever connects to 127.0.0.1. Reported: requests/s, p50/p99 latency, errors (non-2xx or exceptions),
+and inconsistent results: a passage whose text differs from its document's text at its offsets, or
+a passage of a document deleted before the query was sent ("stale"). Writer ids are never reused,
+so a document's text never changes while it exists and one fetch per id is enough to check it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from eval import metrics as m
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLD = ROOT / "eval" / "gold" / "seeds.jsonl"
+LOOPBACK = "127.0.0.1"
+LIVE_WRITER_DOCS = 10  # the writer deletes its oldest article once it has more than this many
+
+# --- synthetic articles (also used by the crash and concurrency tests) ------------------------------
+_PLACES = ["Brackwater", "Eastholm", "Port Venn", "Kilmarsh", "Ardley", "Somerton", "Lowick", "Carrow", "Tessby",
+           "Hollin Bay", "Dunmere", "Fairlight", "Oxhey", "Marrick", "Thornwick", "Wendle"]
+_SUBJECTS = ["harbour tramline", "flood barrier", "school meals budget", "wind farm", "hospital wing", "bus depot",
+             "library closure", "river bridge", "housing plan", "market hall", "ferry contract", "rail station",
+             "water treatment works", "cycle network", "fire service review", "night curfew"]
+_ACTORS = ["the council", "regional ministers", "a residents' group", "the port authority", "union leaders",
+           "the transport board", "local traders", "the health trust", "an independent panel", "the mayor"]
+_VERBS = ["approved", "rejected", "delayed", "questioned", "expanded", "cut funding for", "launched an inquiry into",
+          "postponed a vote on", "backed", "revised plans for"]
+_DETAILS = [
+    "Officials said the cost had risen by {num} percent since the first estimate.",
+    "About {num} people attended a public meeting on Thursday evening.",
+    "The work is expected to take {num} months and to begin in the spring.",
+    "Critics argued that {actor} had ignored {num} written objections.",
+    "A spokesperson for {actor} declined to comment on the timetable.",
+    "Supporters say the change will create {num} jobs in the area.",
+    "The decision follows a {num}-page report published last week.",
+    "Opposition members called for a referendum before any further spending.",
+    "Engineers warned that older sections would need repairs within {num} years.",
+    "Local newspapers reported that talks had stalled twice this year.",
+]
+_SYLLABLES = ["ka", "lo", "mi", "ru", "ve", "ta", "zo", "ni", "pe", "do"]
+
+
+def unique_word(n: int) -> str:
+    """A made-up word that occurs in article `n` only (letters, so the word index keeps it whole)."""
+    digits = f"{n:05d}"
+    return "qu" + "".join(_SYLLABLES[int(d)] for d in digits) + "x"
+
+
+def synthetic_article(n: int, prefix: str = "syn") -> dict:
+    """A short, varied, deterministic news-like article as a JSON record (id, title, url, published, text)."""
+    rng = random.Random(n)
+    place, subject, actor, verb = (rng.choice(xs) for xs in (_PLACES, _SUBJECTS, _ACTORS, _VERBS))
+    title = f"{place}: {actor} {verb} {subject}"
+    details = rng.sample(_DETAILS, k=rng.randint(2, 4))
+    body = " ".join(d.format(num=rng.randint(2, 400), actor=rng.choice(_ACTORS)) for d in details)
+    lede = (f"In {place}, {actor} {verb} the {subject} on {rng.choice(['Monday', 'Tuesday', 'Friday'])}, "
+            f"a scheme residents know as {unique_word(n)}.")
+    return {
+        "id": f"{prefix}-{n:05d}",
+        "title": title[0].upper() + title[1:],
+        "url": f"https://news.example/{prefix}/{n}",
+        "published": f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+        "text": f"{lede}\n\n{body}",
+    }
+
+
+# --- the run -----------------------------------------------------------------------------------------
+@dataclass
+class Stats:
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    def row(self, seconds: float) -> dict:
+        n = len(self.latencies_ms) + self.errors
+        return {
+            "requests": n, "req_per_s": round(n / seconds, 2) if seconds else 0.0, "errors": self.errors,
+            "p50_ms": round(m.percentile(self.latencies_ms, 50), 1), "p99_ms": round(m.percentile(self.latencies_ms, 99), 1),
+        }
+
+
+@dataclass
+class Shared:
+    """What the writer thread tells the readers: live ids to ask about, and when ids were deleted."""
+
+    live: list[str] = field(default_factory=list)
+    deleted_at: dict[str, float] = field(default_factory=dict)
+    added: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def loopback_url(url: str) -> str:
+    """The URL with its host forced to 127.0.0.1; anything not on this machine is refused."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname not in (LOOPBACK, "localhost") or parts.port is None:
+        raise SystemExit(f"error: --url must be http://127.0.0.1:PORT (this tool only talks to loopback), got {url!r}")
+    return f"http://{LOOPBACK}:{parts.port}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def local_server(index: Path | None, in_place: bool, key: str, startup_s: float) -> Iterator[str]:
+    """`rag serve` on a free loopback port over a temporary copy of `index` (or a fresh seeds index)."""
+    tmp = Path(tempfile.mkdtemp(prefix="rag-load-"))
+    folder = index if (index is not None and in_place) else tmp / "index"
+    if index is not None and not in_place:
+        shutil.copytree(index, folder, ignore=shutil.ignore_patterns("write.lock", "*.tmp"))
+    port = _free_port()
+    env = dict(os.environ, RAG_INDEX_DIR=str(folder), RAG_SEEDS_DIR=str(ROOT / "seeds"), RAG_API_KEYS=key,
+               RAG_PROTECT_READS="false", RAG_CACHE_DIR=os.environ.get("RAG_CACHE_DIR", str(ROOT / ".cache")))
+    log = open(tmp / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--host", LOOPBACK, "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://{LOOPBACK}:{port}"
+    try:
+        deadline = time.monotonic() + startup_s
+        with httpx.Client(base_url=url, timeout=5, trust_env=False) as c:
+            while True:
+                if proc.poll() is not None:
+                    raise SystemExit(f"error: the server exited at start:\n{(tmp / 'server.log').read_text()[-2000:]}")
+                try:
+                    if c.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"error: the server did not answer within {startup_s:.0f} s")
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def writer(url: str, key: str | None, stop: threading.Event, shared: Shared, stats: Stats) -> None:
+    """Adds articles and deletes the oldest ones through the API until told to stop."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    n = random.randrange(10_000, 90_000)  # fresh ids per run, never reused within it
+    with httpx.Client(base_url=url, timeout=120, headers=headers, trust_env=False) as c:
+        while not stop.is_set():
+            n += 1
+            record = synthetic_article(n, prefix="load")
+            t0 = time.perf_counter()
+            try:
+                r = c.post("/documents", json=record)
+                ok = r.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            _record(stats, ok, t0)
+            if ok:
+                with shared.lock:
+                    shared.live.append(record["id"])
+                    shared.added += 1
+            if len(shared.live) > LIVE_WRITER_DOCS and not stop.is_set():
+                with shared.lock:
+                    victim = shared.live.pop(0)
+                t0 = time.perf_counter()
+                try:
+                    r = c.delete(f"/documents/{victim}")
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                _record(stats, ok, t0)
+                if ok:
+                    shared.deleted_at[victim] = time.monotonic()  # from now on, no query may show it
+
+
+def _record(stats: Stats, ok: bool, t0: float) -> None:
+    if ok:
+        stats.latencies_ms.append((time.perf_counter() - t0) * 1000)
+    else:
+        stats.errors += 1
+
+
+@dataclass
+class Checks:
+    passages: int = 0
+    inconsistent: int = 0
+    stale: int = 0
+    examples: list[str] = field(default_factory=list)
+
+
+async def readers(url: str, key: str | None, clients: int, seconds: float, shared: Shared,
+                  queries: Stats, fetches: Stats, checks: Checks) -> None:
+    """`clients` concurrent query loops; every passage is checked against its document's text."""
+    gold = [json.loads(ln)["question"] for ln in GOLD.read_text().splitlines() if ln.strip()]
+    texts: dict[str, str | None] = {}  # doc id -> text (None: gone); writer ids never change text
+    pending: dict[str, asyncio.Future] = {}
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    deadline = time.monotonic() + seconds
+
+    async with httpx.AsyncClient(base_url=url, timeout=60, headers=headers, limits=limits, trust_env=False) as c:
+
+        async def text_of(doc_id: str) -> str | None:
+            if doc_id in texts:
+                return texts[doc_id]
+            if doc_id not in pending:  # one fetch per id, shared by every client that needs it
+                pending[doc_id] = asyncio.ensure_future(fetch(doc_id))
+            return await pending[doc_id]
+
+        async def fetch(doc_id: str) -> str | None:
+            t0 = time.perf_counter()
+            try:
+                r = await c.get(f"/documents/{doc_id}")
+            except httpx.HTTPError:
+                _record(fetches, False, t0)
+                pending.pop(doc_id, None)
+                return None
+            _record(fetches, r.status_code in (200, 404), t0)
+            if r.status_code not in (200, 404):
+                pending.pop(doc_id, None)
+                return None
+            texts[doc_id] = r.json()["text"] if r.status_code == 200 else None  # 404: gone for good
+            return texts[doc_id]
+
+        async def client(i: int) -> None:
+            rng = random.Random(i)
+            while time.monotonic() < deadline:
+                with shared.lock:
+                    live = list(shared.live[-LIVE_WRITER_DOCS:])
+                if live and rng.random() < 0.4:
+                    n = int(rng.choice(live).rsplit("-", 1)[1])
+                    question = f"What do residents call {unique_word(n)}?"
+                else:
+                    question = rng.choice(gold)
+                sent = time.monotonic()
+                t0 = time.perf_counter()
+                try:
+                    r = await c.post("/query", json={"question": question, "k": rng.randint(3, 10)})
+                except httpx.HTTPError:
+                    _record(queries, False, t0)
+                    continue
+                _record(queries, r.status_code == 200, t0)
+                if r.status_code != 200:
+                    continue
+                for p in r.json()["passages"]:
+                    checks.passages += 1
+                    gone = shared.deleted_at.get(p["doc_id"])
+                    if gone is not None and gone < sent:
+                        checks.stale += 1
+                        _example(checks, f"stale: {p['chunk_id']} shown after its document was deleted")
+                        continue
+                    text = await text_of(p["doc_id"])
+                    if text is not None and text[p["start"] : p["end"]] != p["text"]:
+                        checks.inconsistent += 1
+                        _example(checks, f"inconsistent: {p['chunk_id']} [{p['start']}:{p['end']}]")
+
+        await asyncio.gather(*(client(i) for i in range(clients)))
+
+
+def _example(checks: Checks, line: str) -> None:
+    if len(checks.examples) < 5:
+        checks.examples.append(line)
+
+
+def run(url: str, key: str | None, clients: int, seconds: float, write: bool = True) -> dict:
+    shared, queries, fetches, writes, checks = Shared(), Stats(), Stats(), Stats(), Checks()
+    stop = threading.Event()
+    thread = threading.Thread(target=writer, args=(url, key, stop, shared, writes), daemon=True)
+    t0 = time.perf_counter()
+    if write:
+        thread.start()
+    asyncio.run(readers(url, key, clients, seconds, shared, queries, fetches, checks))
+    elapsed = time.perf_counter() - t0
+    stop.set()
+    if write:
+        thread.join(timeout=180)
+    return {
+        "url": url, "clients": clients, "seconds": round(elapsed, 2),
+        "query": queries.row(elapsed), "fetch": fetches.row(elapsed), "write": writes.row(elapsed),
+        "total": Stats(queries.latencies_ms + fetches.latencies_ms + writes.latencies_ms,
+                       queries.errors + fetches.errors + writes.errors).row(elapsed),
+        "errors": queries.errors + fetches.errors + writes.errors,
+        "documents_added": shared.added, "documents_deleted": len(shared.deleted_at),
+        "passages_checked": checks.passages, "inconsistent": checks.inconsistent, "stale": checks.stale,
+        "examples": checks.examples,
+    }
+
+
+def table(r: dict) -> str:
+    lines = [f"{r['clients']} clients for {r['seconds']} s against {r['url']}", "",
+             f"{'':8}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"]
+    for kind in ("query", "fetch", "write", "total"):
+        x = r[kind]
+        lines.append(f"{kind:8}{x['requests']:>10}{x['req_per_s']:>9}{x['p50_ms']:>9}{x['p99_ms']:>9}{x['errors']:>8}")
+    lines += ["", f"writer: {r['documents_added']} documents added, {r['documents_deleted']} deleted",
+              f"errors (non-2xx or exceptions): {r['errors']}",
+              f"passages checked: {r['passages_checked']}; inconsistent: {r['inconsistent']}; "
+              f"stale (deleted document shown): {r['stale']}"]
+    lines += [f"  {e}" for e in r["examples"]]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clients", type=int, default=32, help="concurrent query clients")
+    ap.add_argument("--seconds", type=float, default=30.0, help="how long to run")
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--url", help="a running server on http://127.0.0.1:PORT (loopback only)")
+    where.add_argument("--index", type=Path, help="index folder to serve (a temporary copy unless --in-place)")
+    ap.add_argument("--in-place", action="store_true", help="serve --index itself (the writer changes it)")
+    ap.add_argument("--key", default=os.environ.get("RAG_LOAD_KEY"), help="API key for --url (or RAG_LOAD_KEY)")
+    ap.add_argument("--no-writer", action="store_true", help="queries only")
+    ap.add_argument("--startup-timeout", type=float, default=600.0, help="seconds to wait for the server")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args()
+    if args.clients < 1 or args.seconds <= 0:
+        raise SystemExit("error: --clients must be >= 1 and --seconds > 0")
+    if args.url:
+        result = run(loopback_url(args.url), args.key, args.clients, args.seconds, not args.no_writer)
+    else:
+        if args.index is not None and not (args.index / "store.sqlite").exists():
+            raise SystemExit(f"error: {args.index} holds no index (store.sqlite)")
+        key = secrets.token_urlsafe(32)
+        with local_server(args.index, args.in_place, key, args.startup_timeout) as url:
+            result = run(url, key, args.clients, args.seconds, not args.no_writer)
+    print(json.dumps(result) if args.json else table(result))
+    sys.exit(1 if result["inconsistent"] or result["stale"] else 0)
+
+
+if __name__ == "__main__":
+    main()
