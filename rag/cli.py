@@ -106,7 +106,7 @@ def ask(
     try:
         query = Query(
             question=question, k=k, mode=mode, source=source, doc_ids=doc_id, published_after=after,
-            published_before=before, recency=recency, generator=generator,
+            published_before=before, recency=recency,
         )
     except ValidationError as exc:
         fail(_first_error(exc), 2)
