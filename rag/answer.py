@@ -39,6 +39,7 @@ class _Candidate:
     position: int
     text: str
     stems: frozenset[str]
+    coverage: float = 0.0
 
 
 NOT_COVERED = "The articles do not cover this question."
@@ -103,7 +104,9 @@ def _candidates(question: str, hits: list[Hit], idf: Callable[[str], float] | No
     for rank, pos, text, stems, relevance in raw:
         coverage = sum(weight[t] for t in q & stems) / total
         score = COVERAGE_WEIGHT * coverage + (1 - COVERAGE_WEIGHT) * max(relevance, 0.0)
-        out.append(_Candidate(score, rank, pos, text, stems))
+        out.append(_Candidate(score, rank, pos, text, stems, coverage))
+    if any(c.coverage > 0 for c in out):  # a sentence sharing no question word answers nothing
+        out = [c for c in out if c.coverage > 0]
     return sorted(out, key=lambda c: (-c.score, c.rank, c.position))
 
 
