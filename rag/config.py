@@ -62,8 +62,9 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(32, ge=0)
     retrieval_mode: RetrievalMode = RetrievalMode.hybrid
     top_k: int = Field(5, ge=1, le=50)
-    # At most this many passages from one article in a result (diversity across articles).
-    max_per_doc: int = Field(2, ge=1, le=50)
+    # At most this many passages from one article (neighbouring chunks still merge into one). 1 beat 2
+    # on RealTime QA (hit@5 0.696 -> 0.732, hit@10 0.821 -> 0.848) for one seeds question at hit@5.
+    max_per_doc: int = Field(1, ge=1, le=50)
     reranker: RerankerKind = RerankerKind.none
     # Any sentence-transformers CrossEncoder (local path or cached hub id); setting it turns it on.
     reranker_model: str | None = None

@@ -15,11 +15,12 @@ from rag.config import RetrievalMode
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Measured 2026-11-21 (hybrid, k=5, 200-token chunks, 2 per article): hit@1 0.808, hit@5 1.0,
-# MRR@10 0.888, nugget recall 0.752 (corpus-IDF-weighted sentences), refusal accuracy 0.692, false refusals 0.019, 4.27 articles.
+# Measured 2026-11-21 (hybrid, k=5, 200-token chunks, 1 passage per article): hit@1 0.808,
+# hit@5 0.981, MRR@10 0.883, nugget recall ~0.75, refusal accuracy 0.692, false refusals 0.019,
+# 5 articles in the top 5 of multi-article questions.
 FLOORS = {
     "hit@1": 0.78, "hit@5": 0.96, "mrr@10": 0.86, "nugget_recall": 0.72, "citation_validity": 1.0,
-    "citation_support": 0.95, "refusal_accuracy": 0.65, "multi_distinct_docs@5": 3.8,
+    "citation_support": 0.95, "refusal_accuracy": 0.65, "multi_distinct_docs@5": 4.5,
 }
 CEILINGS = {"false_refusal_rate": 0.04}
 

@@ -35,7 +35,7 @@ def test_adjacent_chunks_merge_with_exact_offsets(seeds_service):
     per_doc = {}
     for h in hits:
         per_doc[h.chunk.doc_id] = per_doc.get(h.chunk.doc_id, 0) + 1
-    assert max(per_doc.values()) <= 2  # the per-article cap
+    assert max(per_doc.values()) <= seeds_service.settings.max_per_doc  # the per-article cap
 
 
 def test_filters_limit_and_keep_undated(make_service):
