@@ -11,7 +11,7 @@ from rag.config import Settings
 from rag.schema import ErrorOut
 from rag.service import Service
 
-from . import errors, routes_documents, routes_query, security, web
+from . import errors, routes_documents, routes_query, routes_stream, security, web
 from .deps import ServiceHolder
 
 ERROR_RESPONSES: dict[int | str, dict] = {
@@ -31,6 +31,7 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
     errors.install(app)
     security.install(app)
     app.include_router(routes_query.router)
+    app.include_router(routes_stream.router)
     app.include_router(routes_documents.router)
     app.include_router(web.router)
     return app

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.config import RetrievalMode, Settings
+from rag.config import GeneratorKind, RetrievalMode, Settings
 from rag.embedding import Embedder
 from rag.schema import Query, QueryResponse
 from rag.service import Service
@@ -27,10 +27,12 @@ class EvalConfig:
     mode: RetrievalMode = RetrievalMode.dense
     k: int = 5
     chunk_tokens: int = 200
+    generator: GeneratorKind = GeneratorKind.extractive
 
     @property
     def name(self) -> str:
-        return f"{self.mode.value} k={self.k} chunk={self.chunk_tokens}"
+        name = f"{self.mode.value} k={self.k} chunk={self.chunk_tokens}"
+        return name if self.generator is GeneratorKind.extractive else f"{name} {self.generator.value}"
 
 
 @dataclass
@@ -72,7 +74,7 @@ def evaluate(service: Service, config: EvalConfig, gold: list[dict]) -> ConfigRe
     for item in gold:
         deep = service.ask(Query(question=item["question"], k=max(RETRIEVAL_DEPTH, config.k), answer=False), config.mode)
         t0 = time.perf_counter()
-        shown = service.ask(Query(question=item["question"], k=config.k), config.mode)
+        shown = service.ask(Query(question=item["question"], k=config.k, generator=config.generator), config.mode)
         latency_ms = (time.perf_counter() - t0) * 1000
         rows.append(score_question(item, deep, shown, documents, latency_ms))
     return ConfigResult(config, summarise(rows), rows)
@@ -88,6 +90,9 @@ def score_question(item: dict, deep: QueryResponse, shown: QueryResponse, docume
         "id": item["id"], "type": item["type"], "unanswerable": item["type"] == "unanswerable",
         "answerable": shown.answerable, "latency_ms": latency_ms, "first_hit": rank,
         "distinct_docs@5": m.distinct_docs_at([p.doc_id for p in deep.passages], 5), "answer": answer,
+        "fallback": bool(shown.answer and shown.answer.fallback),
+        "fallback_reason": shown.answer.fallback_reason if shown.answer else None,
+        "unsupported": shown.answer.unsupported if shown.answer else 0,
     }
     if evidence:
         row |= {
@@ -121,5 +126,9 @@ def summarise(rows: list[dict]) -> dict[str, float]:
         "citation_validity": avg("citation_validity", rows), "citation_support": avg("citation_support", answerable),
         "refusal_accuracy": m.refusal_accuracy(pairs), "false_refusal_rate": m.false_refusal_rate(pairs),
         "latency_p50_ms": m.percentile(lat, 50), "latency_p95_ms": m.percentile(lat, 95),
+        "seconds_per_answer": m.mean(lat) / 1000,
+        # drafted answers: how often the extractive answer stepped in, and sentences left out as unsupported
+        "fallback_rate": m.mean(float(r["fallback"]) for r in rows),
+        "unsupported_sentences": float(sum(r["unsupported"] for r in rows)),
         "questions": float(len(rows)),
     }

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rag.config import RetrievalMode, Settings
+from rag.config import GeneratorKind, RetrievalMode, Settings
 
 from . import report
 from .harness import GOLD, EvalConfig, load_gold, run_seeds
@@ -53,13 +53,28 @@ def parse_config(spec: str, base: EvalConfig) -> EvalConfig:
     return EvalConfig(**values)
 
 
+def with_generator(configs: list[EvalConfig], generator: str) -> list[EvalConfig]:
+    """Each configuration twice: with the extractive answer, then with `generator` beside it."""
+    try:
+        kind = GeneratorKind(generator)
+    except ValueError:
+        valid = ", ".join(g.value for g in GeneratorKind)
+        raise EvalError(f"unknown generator {generator!r}; valid: {valid}", 2) from None
+    if kind is GeneratorKind.extractive:
+        return configs
+    return [x for c in configs for x in (c, replace(c, generator=kind))]
+
+
 def run_eval(
     compare: list[str], benchmark: str | None, corpus: Path | None, questions: Path | None, index: Path | None,
     gold: Path | None, results: Path, progress: Callable[[int], Callable[[int], None] | None] | None = None,
+    generator: str | None = None,
 ) -> Outcome:
     settings = Settings()
     base = EvalConfig(settings.retrieval_mode, settings.top_k, settings.chunk_tokens)
     configs = [parse_config(s, base) for s in compare] or [base]
+    if generator is not None:
+        configs = with_generator(configs, generator)
     if benchmark is None:
         return _seeds(configs, settings, gold or GOLD, results)
     if benchmark != "realtimeqa":

@@ -95,21 +95,73 @@ def ask(
     after: Annotated[str | None, typer.Option(help="Published on or after YYYY-MM-DD (undated kept).")] = None,
     before: Annotated[str | None, typer.Option(help="Published on or before YYYY-MM-DD (undated kept).")] = None,
     recency: Annotated[float, typer.Option(help="0..1 weight preferring recent articles.")] = 0.0,
+    generator: Annotated[
+        str | None, typer.Option(help="extractive, openai or local (default: RAG_GENERATOR).")
+    ] = None,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Print the answer as it is generated (with --json: one event a line).")
+    ] = False,
 ) -> None:
     """Answer a question from the indexed articles."""
     try:
         query = Query(
             question=question, k=k, mode=mode, source=source, doc_ids=doc_id, published_after=after,
-            published_before=before, recency=recency,
+            published_before=before, recency=recency, generator=generator,
         )
     except ValidationError as exc:
         fail(_first_error(exc), 2)
     service = open_service()
     try:
-        response = service.ask(query)
+        if stream:
+            response = service.ask(query, on_event=_stream_printer(json_out))
+        else:
+            response = service.ask(query)
     except KNOWN_ERRORS as exc:
         fail(str(exc))
+    if stream:
+        typer.echo(_stream_final(response, json_out))
+        return
     typer.echo(response.model_dump_json(indent=2) if json_out else render(response))
+
+
+def _stream_printer(json_out: bool):  # type: ignore[no-untyped-def]
+    """Prints the draft as it arrives: plain pieces, or with --json one event object a line."""
+    from .generate import Delta, Retrieved
+
+    def on_event(event: Retrieved | Delta) -> None:
+        if json_out:
+            if isinstance(event, Retrieved):
+                line = {"event": "passages", "passages": [p.model_dump() for p in event.passages]}
+            else:
+                line = {"event": "delta", "text": event.text}
+            typer.echo(json.dumps(line))
+        elif isinstance(event, Delta):
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+
+    return on_event
+
+
+def _stream_final(r: QueryResponse, json_out: bool) -> str:
+    """After the streamed draft: what verification kept, then the passages."""
+    if json_out:
+        answer = r.answer.model_dump() if r.answer else None
+        return json.dumps({"event": "answer", "answerable": r.answerable, "answer": answer})
+    a = r.answer
+    if a is None:
+        note = []
+    elif not r.answerable:
+        note = [f"-- not answered: {a.text}"]
+    elif a.fallback:
+        note = [f"-- draft not used ({a.fallback_reason}); the {a.fallback} answer instead:", a.text]
+    elif a.unsupported or a.recited:
+        changes = [f"{a.unsupported} unsupported sentence(s) left out"] if a.unsupported else []
+        changes += [f"{a.recited} sentence(s) re-cited to the passage that supports them"] if a.recited else []
+        note = [f"-- verified: {'; '.join(changes)}; the answer is:", a.text]
+    else:
+        note = [f"-- verified: every sentence is supported by the passages it cites {a.citations}"]
+    body = render(r.model_copy(update={"answer": None}))
+    return "\n".join(["", "", *note, "", body]).rstrip()
 
 
 @app.command()
@@ -179,6 +231,10 @@ def eval_(
     min_nuggets: Annotated[float | None, typer.Option(help="Fail if nugget recall is below this.")] = None,
     min_support: Annotated[float | None, typer.Option(help="Fail if citation support is below this.")] = None,
     min_refusal: Annotated[float | None, typer.Option(help="Fail if refusal accuracy is below this.")] = None,
+    generator: Annotated[
+        str | None,
+        typer.Option(help="Also score answers drafted by this generator (openai, local) beside the extractive one."),
+    ] = None,
 ) -> None:
     """Score retrieval and answers on the seeds gold set, or on an outside benchmark."""
     from eval.runner import EvalError, run_eval
@@ -186,7 +242,10 @@ def eval_(
     floors = {"hit@1": min_hit1, "hit@5": min_hit5, "mrr@10": min_mrr, "nugget_recall": min_nuggets,
               "citation_support": min_support, "refusal_accuracy": min_refusal}
     try:
-        outcome = run_eval(compare or [], benchmark, corpus, questions, index, gold, results, progress=_progress_bar)
+        outcome = run_eval(
+            compare or [], benchmark, corpus, questions, index, gold, results, progress=_progress_bar,
+            generator=generator,
+        )
     except EvalError as exc:
         fail(str(exc), exc.code)
     except KNOWN_ERRORS as exc:
@@ -215,6 +274,12 @@ def render(r: QueryResponse) -> str:
     lines = []
     if r.answer is not None:
         lines += [r.answer.text, ""]
+        if r.answer.fallback:
+            lines += [f"(the {r.answer.generator} draft was not used: {r.answer.fallback_reason})", ""]
+        elif r.answer.unsupported:
+            lines += [f"({r.answer.unsupported} unsupported sentence(s) of the draft left out)", ""]
+        if r.answer.recited:
+            lines += [f"({r.answer.recited} sentence(s) re-cited to the passage that supports them)", ""]
     for p in r.passages:
         head = p.title or p.doc_id
         lines.append(f"[{p.rank}] {head}  (score {p.score:.3f})")

@@ -9,7 +9,7 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .config import RetrievalMode
+from .config import GeneratorKind, RetrievalMode
 
 MAX_QUESTION_CHARS = 2000
 MAX_K = 50
@@ -30,6 +30,7 @@ class Query(BaseModel):
     published_before: date | None = Field(None, description="inclusive; undated articles are kept (see include_undated)")
     include_undated: bool = Field(True, description="keep articles with no date when a date limit is set")
     recency: float = Field(0.0, ge=0.0, le=1.0, description="0 = off; weight of recency against relevance")
+    generator: GeneratorKind | None = Field(None, description="extractive | openai | local; default from settings")
 
     @field_validator("question")
     @classmethod
@@ -66,7 +67,13 @@ class AnswerOut(BaseModel):
 
     text: str
     citations: list[int]
-    generator: str = "extractive"
+    generator: str = Field("extractive", description="the generator asked to draft the answer")
+    model: str | None = Field(None, description="the model behind an LLM generator")
+    verified: bool = Field(False, description="every sentence of `text` was checked against the passages it cites")
+    unsupported: int = Field(0, ge=0, description="drafted sentences left out: unsupported by the passages they cite")
+    recited: int = Field(0, ge=0, description="sentences kept after re-citing them to the passage that supports them")
+    fallback: str | None = Field(None, description="the generator whose text this is when the asked one failed")
+    fallback_reason: str | None = Field(None, description="why the fallback stepped in")
 
 
 class QueryResponse(BaseModel):

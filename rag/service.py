@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .answer import extractive_answer
 from .chunking import Chunker
 from .config import RetrievalMode, Settings
 from .documents import Document, load_path
 from .embedding import Embedder, load_embedder
+from .generate import Delta, Retrieved, draft, extractive_from, pick_generator
 from .index import Index, Manifest
 from .ingest import IngestReport, Ingestor, ProgressFn
 from .rerank import load_reranker
 from .retrieval import Hit, Retriever
-from .schema import AnswerOut, DocumentOut, DocumentSummary, Health, Passage, Query, QueryResponse
+from .schema import DocumentOut, DocumentSummary, Health, Passage, Query, QueryResponse
 from .store import DocRow, Filters, Store
 
 
@@ -37,7 +37,11 @@ class Service:
         self.ingestor = Ingestor(self.index, self.embedder, self.chunker, settings.embed_batch_size)
 
     # --- questions ---------------------------------------------------------------------------
-    def ask(self, query: Query, mode: RetrievalMode | None = None) -> QueryResponse:
+    def ask(
+        self, query: Query, mode: RetrievalMode | None = None, on_event: Callable[[Retrieved | Delta], None] | None = None
+    ) -> QueryResponse:
+        """Passages and a verified answer (rag/generate.py). `on_event`, for streaming, gets the
+        passages first, then each piece of the draft as it is generated."""
         filters = Filters(
             source=query.source,
             doc_ids=tuple(query.doc_ids) if query.doc_ids is not None else None,
@@ -47,16 +51,16 @@ class Service:
         )
         mode = mode or query.mode or self.settings.retrieval_mode
         hits = self.retriever.search(query.question, query.k, mode, filters or None, query.recency)
-        draft = extractive_answer(
-            query.question, hits, self.settings.min_relevance, self.settings.answer_sentences, self._idf
-        )
-        answer = AnswerOut(text=draft.text, citations=draft.citations, generator=draft.generator)
-        return QueryResponse(
-            question=query.question,
-            answerable=draft.answerable,
-            answer=answer if query.answer else None,
-            passages=self._passages(hits),
-        )
+        passages = self._passages(hits)
+        if on_event is not None:
+            on_event(Retrieved(passages))
+        extractive = extractive_from(self.settings, self._idf)
+        if query.answer:
+            generator = pick_generator(self.settings, query.generator, self._idf)
+            answer, answerable = draft(query.question, hits, generator, extractive, on_event)
+        else:
+            answer, answerable = None, extractive.answerable(query.question, hits)
+        return QueryResponse(question=query.question, answerable=answerable, answer=answer, passages=passages)
 
     def _passages(self, hits: list[Hit]) -> list[Passage]:
         docs = self.index.store.documents_by_id(h.chunk.doc_id for h in hits)
