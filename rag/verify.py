@@ -9,7 +9,9 @@ The rule:
 3. A sentence is supported when it cites at least one returned passage and
    - at least SUPPORT_THRESHOLD of its distinct content-word stems (`rag.text.content_stems`:
      Snowball stems, stopwords and citation markers left out) occur in the passages it cites, and
-   - every number it states (digits, or number words up to twenty) occurs in those passages.
+   - every number it states (digits, or number words up to twenty) occurs in those passages, and
+   - every name it states (a capitalised word other than its first) occurs in those passages, so
+     "Steve Witkoff said X [1]" fails when [1] says X of someone else.
 4. A sentence that cites returned passages which do not support it, but that another returned
    passage supports by the same test, is re-cited to that passage (small models often cite the
    neighbour of the right passage); this is counted (`recited`). A sentence citing nothing, or only
@@ -24,7 +26,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .text import content_stems, sentences
+from .text import STOPWORDS, content_stems, sentences, stem, words
 
 # Share of a sentence's content stems that must occur in the passages it cites. 0.6 keeps
 # paraphrase ("negotiations" vs "negotiated" share a stem) while a sentence that adds as many new
@@ -192,12 +194,15 @@ def _check(
     pool: set[str] = set().union(*(stems[n] for n in cited)) if cited else set()
     coverage = len(words & pool) / len(words) if words else 0.0
     missing = tuple(sorted(w for w in words if w.isdigit() and w not in pool))
+    names = [n for n in _names(_MARKER.sub(" ", sentence)) if n not in pool]
     if not cited:
         reason = "cites no returned passage" if invalid else "cites no passage"
     elif not words:
         reason = "has no content words to check"
     elif missing:
         reason = f"states numbers the cited passages lack: {', '.join(missing)}"
+    elif names:
+        reason = f"names what the cited passages do not: {', '.join(names)}"
     elif coverage < threshold:
         reason = f"only {coverage:.0%} of its content words are in the cited passages (needs {threshold:.0%})"
     else:
@@ -223,6 +228,15 @@ def _rewrite_markers(sentence: str, valid: set[int], recite: int | None = None) 
     out = re.sub(r"(?<=\w)\0+(?=\w)", " ", out)  # "agreed[12]and" -> "agreed and"
     out = re.sub(r"\s*\0+(?=\s*[.,;:!?]|\s*$)", "", out)  # "agreed [12]." -> "agreed."
     return " ".join(out.replace("\0", "").split())
+
+
+def _names(text: str) -> list[str]:
+    """Stems of the capitalised words after the first (names, places), stopwords left out."""
+    found = [
+        w for w in words(_LIST_ITEM.sub("", text.strip()))[1:]
+        if w[:1].isupper() and len(w) > 1 and w.lower() not in STOPWORDS
+    ]
+    return list(dict.fromkeys(stem(w) for w in found))
 
 
 def _stems(text: str) -> set[str]:

@@ -50,27 +50,29 @@ def gemma() -> Path:
 
 
 @pytest.fixture(scope="module")
-def llama_server(gemma):
+def llama_server(gemma, tmp_path_factory):
     """`python -m llama_cpp.server` with Gemma on a free loopback port; its base URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gemma), "--host", "127.0.0.1",
            "--port", str(port), "--n_ctx", "4096", "--model_alias", "gemma"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # llama.cpp logs ~140 KB while loading: to a file, since an unread pipe would fill and stall it.
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("w"))
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+                pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {log.read_text()[-2000:]}")
             try:
                 if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not start within 180 s")
+                pytest.fail(f"llama_cpp.server did not start within 180 s: {log.read_text()[-2000:]}")
             time.sleep(0.5)
         yield url
     finally:

@@ -82,7 +82,7 @@ def test_marker_after_the_full_stop_belongs_to_the_sentence_before():
 
 
 def test_citing_the_wrong_passage_is_unsupported_without_re_citing():
-    v = verify("Stephen Chang is the communications director [2].", PASSAGES, recite=False)
+    v = verify("Reuters spoke to the communications director [2].", PASSAGES, recite=False)
     assert v.unsupported == 1 and "content words" in v.sentences[0].reason
 
 
@@ -156,3 +156,9 @@ def test_uncited_or_invalidly_cited_sentences_are_never_recited():
     assert verify("Stephen Chang is Trump's communications director.", PASSAGES).unsupported == 1
     assert verify("Stephen Chang is Trump's communications director [9].", PASSAGES).unsupported == 1
     assert verify("The moon is made of green cheese [2].", PASSAGES).unsupported == 1
+
+
+def test_a_name_the_cited_passage_lacks_fails():
+    v = verify("Steve Witkoff is Trump's communications director [3].", PASSAGES)
+    assert v.unsupported == 1 and "names what the cited passages do not: witkoff" in v.sentences[0].reason
+    assert verify("Stephen Chang is Trump's communications director [3].", PASSAGES).unsupported == 0
