@@ -214,10 +214,21 @@ class Checks:
     examples: list[str] = field(default_factory=list)
 
 
+def questions() -> list[str]:
+    """The seeds gold questions, and RealTime QA's when its data is beside the project (the load
+    test then runs over both corpora's questions, as a mixed index would be asked)."""
+    from eval.realtimeqa import QUESTIONS
+
+    out = [json.loads(ln)["question"] for ln in GOLD.read_text().splitlines() if ln.strip()]
+    if QUESTIONS.exists():
+        out += [json.loads(ln)["question"] for ln in QUESTIONS.read_text().splitlines() if ln.strip()]
+    return out
+
+
 async def readers(url: str, key: str | None, clients: int, seconds: float, shared: Shared,
                   queries: Stats, fetches: Stats, checks: Checks) -> None:
     """`clients` concurrent query loops; every passage is checked against its document's text."""
-    gold = [json.loads(ln)["question"] for ln in GOLD.read_text().splitlines() if ln.strip()]
+    gold = questions()
     texts: dict[str, str | None] = {}  # doc id -> text (None: gone); writer ids never change text
     pending: dict[str, asyncio.Future] = {}
     headers = {"Authorization": f"Bearer {key}"} if key else {}

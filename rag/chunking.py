@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
-from langchain_text_splitters import RecursiveCharacterTextSplitter
+if TYPE_CHECKING:  # imported on first split: `rag ask` never chunks, and langchain costs ~0.2 s to import
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 # Paragraphs first, then lines, then sentence ends, then clauses, then words. Separators stay at
 # the end of the piece they close, so a chunk ends on "." rather than starting with it.
@@ -51,9 +54,14 @@ class Chunker:
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
         self.max_tokens = max_tokens
-        self._splitter = self._make_splitter(chunk_tokens, overlap_tokens)
 
-    def _make_splitter(self, size: int, overlap: int) -> RecursiveCharacterTextSplitter:
+    @cached_property
+    def _splitter(self) -> "RecursiveCharacterTextSplitter":
+        return self._make_splitter(self.chunk_tokens, self.overlap_tokens)
+
+    def _make_splitter(self, size: int, overlap: int) -> "RecursiveCharacterTextSplitter":
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+
         return RecursiveCharacterTextSplitter(
             separators=list(SEPARATORS),
             keep_separator="end",

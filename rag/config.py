@@ -55,7 +55,9 @@ class Settings(BaseSettings):
     index_dir: Path = Path("index")
     seeds_dir: Path = Path("seeds")
     embed_model: str = DEFAULT_EMBED_MODEL
-    embed_backend: EmbedBackend = EmbedBackend.torch
+    # ONNX int8: same seeds metrics as torch (hit@1, hit@5 equal; MRR 0.881 vs 0.883), ~3x faster to
+    # encode, and a query path without torch (README, "Measured figures").
+    embed_backend: EmbedBackend = EmbedBackend.onnx
     # Exported/quantised model files live here (never in the home directory).
     cache_dir: Path = Path(".cache")
     embed_batch_size: int = Field(64, ge=1)

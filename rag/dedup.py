@@ -7,8 +7,12 @@ score ~0.9, while two different stories on the same event share few 5-word runs 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from datasketch import MinHash, MinHashLSH
+
+if TYPE_CHECKING:  # imported when first needed: datasketch pulls in scipy (~0.7 s), and a query never dedups
+    from datasketch import MinHash
 
 THRESHOLD = 0.8
 NUM_PERM = 128
@@ -20,12 +24,16 @@ SCHEME = "affine32"  # recorded so stored signatures stay comparable across data
 def signature(text: str) -> np.ndarray:
     words = text.lower().split()
     shingles = {" ".join(words[i : i + SHINGLE]).encode() for i in range(max(1, len(words) - SHINGLE + 1))}
+    from datasketch import MinHash
+
     mh = MinHash(num_perm=NUM_PERM, seed=SEED, scheme=SCHEME)
     mh.update_batch(list(shingles))
     return mh.hashvalues.astype(np.uint64)
 
 
-def _minhash(sig: np.ndarray) -> MinHash:
+def _minhash(sig: np.ndarray) -> "MinHash":
+    from datasketch import MinHash
+
     return MinHash(num_perm=NUM_PERM, seed=SEED, hashvalues=sig, scheme=SCHEME)
 
 
@@ -33,6 +41,8 @@ class DuplicateFinder:
     """An in-memory LSH over the stored signatures: finds the story a new article repeats."""
 
     def __init__(self, signatures: dict[str, np.ndarray]) -> None:
+        from datasketch import MinHashLSH
+
         self.lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
         self.sigs: dict[str, np.ndarray] = {}
         for doc_id, sig in signatures.items():

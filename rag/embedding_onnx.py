@@ -83,14 +83,16 @@ class OnnxEmbedder:
         self.export_seconds: float | None = None
         if not self.onnx_path.is_file():
             self.export_seconds = export_int8(folder, self.onnx_path)
-        cpus = os.cpu_count() or 1
-        self._session = _session(self.onnx_path, threads=cpus)
+        self._cpus = os.cpu_count() or 1
         # Batches of at most this many tokens (padded) run on a one-thread session; 0: never.
-        self.single_thread_max_tokens = SINGLE_THREAD_MAX_TOKENS if cpus > 1 else 0
-        self._session_1t = (
-            _session(self.onnx_path, threads=1) if self.single_thread_max_tokens else self._session
-        )
-        self._wants_token_types = "token_type_ids" in {i.name for i in self._session.get_inputs()}
+        self.single_thread_max_tokens = SINGLE_THREAD_MAX_TOKENS if self._cpus > 1 else 0
+        # Sessions open on first use (~0.25 s each): a one-off question needs only the small one.
+        self._sessions: dict[int, ort.InferenceSession] = {}
+
+    def _session_for(self, threads: int) -> ort.InferenceSession:
+        if threads not in self._sessions:
+            self._sessions[threads] = _session(self.onnx_path, threads=threads)
+        return self._sessions[threads]
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """L2-normalised float32 vectors, one row per text, in the order given."""
@@ -122,11 +124,11 @@ class OnnxEmbedder:
         for row, x in enumerate(batch):
             input_ids[row, : len(x)] = x
             mask[row, : len(x)] = 1
-        feeds = {"input_ids": input_ids, "attention_mask": mask}
-        if self._wants_token_types:
-            feeds["token_type_ids"] = np.zeros_like(input_ids)
         small = input_ids.size <= self.single_thread_max_tokens
-        session = self._session_1t if small else self._session
+        session = self._session_for(1 if small else self._cpus)
+        feeds = {"input_ids": input_ids, "attention_mask": mask}
+        if "token_type_ids" in {i.name for i in session.get_inputs()}:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
         hidden = session.run(None, feeds)[0]
         weights = mask.astype(np.float32)
         summed = np.einsum("bld,bl->bd", hidden, weights)

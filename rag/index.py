@@ -61,6 +61,24 @@ class Snapshot:
     faiss_index: faiss.Index
 
 
+class TermStats:
+    """How many chunks an index generation holds and how many contain a word (FTS5's stemming),
+    memoised: BM25 pruning and the answer's IDF weights ask for the same words again and again."""
+
+    def __init__(self, generation: int, chunks: int, store: Store) -> None:
+        self.generation = generation
+        self.chunks = chunks
+        self._store = store
+        self._df: dict[str, int] = {}
+
+    def doc_freq(self, word: str) -> int:
+        if word not in self._df:
+            if len(self._df) > 100_000:  # bounded: a long-running server sees many words
+                self._df.clear()
+            self._df[word] = self._store.term_frequency(word)
+        return self._df[word]
+
+
 @dataclass
 class PendingDoc:
     row: DocRow
@@ -164,6 +182,14 @@ class Index:
         hits = vectors.search(self.snapshot().faiss_index, query, k, allowed)
         rows = self.store.chunks_by_vid([vid for vid, _ in hits])
         return [(rows[vid], score) for vid, score in hits if vid in rows]
+
+    def term_stats(self) -> "TermStats":
+        """Chunk counts and word document frequencies of the committed generation, cached."""
+        gen = self.store.generation()
+        stats = getattr(self, "_term_stats", None)
+        if stats is None or stats.generation != gen:
+            stats = self._term_stats = TermStats(gen, self.store.counts()[1], self.store)
+        return stats
 
     def vectors_for(self, vids: list[int]) -> np.ndarray:
         return vectors.reconstruct(self.snapshot().faiss_index, vids)

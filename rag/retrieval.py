@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 from datetime import date
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,14 @@ RRF_K = 60
 # per-article cap and duplicate folding still leave k passages.
 CANDIDATE_FACTOR = 5
 MIN_CANDIDATES = 50
+# Lexical search leaves out words found in more than this share of chunks once an index is large:
+# FTS5 computes BM25 for every row a word matches, so "said" (43% of RealTime QA's 65k chunks)
+# costs more than the rest of the query, while its IDF is a fifth of a rare name's. Measured on
+# RealTime QA: hit@5 0.732 -> 0.741, hit@10 unchanged, lexical time -30%.
+COMMON_WORD_SHARE = 0.2
+# Below this many chunks every word is kept: a search is a few ms anyway, and in a small corpus on
+# one subject ("Russia" in most of five articles) a common word can still decide a ranking.
+PRUNE_ABOVE_CHUNKS = 20_000
 # Merged neighbours stop growing at this many chunks, so one passage stays a readable length.
 MAX_MERGED_CHUNKS = 3
 # Recency: an article this many days older than the newest candidate counts half as recent.
@@ -105,12 +114,16 @@ class Retriever:
         return [(head[i][0], s) for i, s in fused] + [(c, 0.0) for c, _ in tail]
 
     def _lexical(self, question: str, n: int, filters: Filters | None) -> list[tuple[ChunkRow, float]]:
-        match = fts_query(question)
+        match = fts_query(question, self._keep_term)
         if not match:
             return []
         hits = self.index.store.lexical(match, n, filters)
         rows = self.index.store.chunks_by_vid([vid for vid, _ in hits])
         return [(rows[vid], s) for vid, s in hits if vid in rows]
+
+    def _keep_term(self, term: str) -> bool:
+        stats = self.index.term_stats()
+        return stats.chunks <= PRUNE_ABOVE_CHUNKS or stats.doc_freq(term) <= COMMON_WORD_SHARE * stats.chunks
 
     def _with_relevance(self, ranked: list[tuple[ChunkRow, float]], qvec: np.ndarray) -> list[Hit]:
         vecs = self.index.vectors_for([c.vid for c, _ in ranked])
@@ -174,7 +187,10 @@ def rrf(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def fts_query(question: str) -> str:
-    """An FTS5 OR-query of the question's content words, each quoted (no operator injection)."""
-    terms = dict.fromkeys(w.lower() for w in words(question) if w.lower() not in STOPWORDS)
+def fts_query(question: str, keep: "Callable[[str], bool] | None" = None) -> str:
+    """An FTS5 OR-query of the question's content words, each quoted (no operator injection).
+    Words `keep` rejects are left out, unless that would leave none."""
+    terms = list(dict.fromkeys(w.lower() for w in words(question) if w.lower() not in STOPWORDS))
+    if keep is not None:
+        terms = [t for t in terms if keep(t)] or terms
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)

@@ -78,12 +78,8 @@ class Service:
 
     def _idf(self, word: str) -> float:
         """log(1 + N / (1 + df)) over the chunks of the index, cached per committed generation."""
-        gen = self.index.store.generation()
-        if getattr(self, "_idf_gen", None) != gen:
-            self._idf_gen, self._idf_cache, self._idf_n = gen, {}, self.index.store.counts()[1]
-        if word not in self._idf_cache:
-            self._idf_cache[word] = math.log(1 + self._idf_n / (1 + self.index.store.term_frequency(word)))
-        return self._idf_cache[word]
+        stats = self.index.term_stats()
+        return math.log(1 + stats.chunks / (1 + stats.doc_freq(word)))
 
     # --- documents ---------------------------------------------------------------------------
     def documents(self) -> list[DocumentSummary]:

@@ -18,9 +18,11 @@ GOLD = ROOT / "eval" / "gold" / "seeds.jsonl"
 
 @pytest.fixture(scope="session")
 def embedder():
+    from rag.config import Settings
     from rag.embedding import load_embedder
 
-    return load_embedder()
+    s = Settings()  # the shipped default backend (ONNX), exported once into .cache
+    return load_embedder(s.embed_model, s.embed_backend, s.cache_dir)
 
 
 @pytest.fixture(scope="session")

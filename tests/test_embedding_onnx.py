@@ -200,3 +200,29 @@ def test_query_path_imports_no_torch(onnx_embedder: OnnxEmbedder, onnx_cache: Pa
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "none"
+
+
+def test_damaged_cached_export_says_where_it_is(onnx_embedder: OnnxEmbedder, tmp_path: Path) -> None:
+    """Sessions open on first use, so a damaged cache file fails there with its path, not a trace."""
+    from rag.embedding import EmbeddingError
+
+    target = onnx_model_file(tmp_path, onnx_embedder.onnx_path.parent.name)
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"not an onnx model")
+    broken = OnnxEmbedder(DEFAULT_EMBED_MODEL, cache_dir=tmp_path)
+    assert broken.onnx_path == target
+    with pytest.raises(EmbeddingError, match="delete it to re-export"):
+        broken.encode(["a question"])
+
+
+def test_weights_digest_is_cached_and_follows_the_file(tmp_path: Path) -> None:
+    from rag.embedding import _file_sha256
+
+    import hashlib
+
+    f = tmp_path / "model.safetensors"
+    f.write_bytes(b"weights v1")
+    assert _file_sha256(f) == hashlib.sha256(b"weights v1").hexdigest()
+    assert _file_sha256(f) == hashlib.sha256(b"weights v1").hexdigest()  # from the sidecar
+    f.write_bytes(b"weights v2 longer")
+    assert _file_sha256(f) == hashlib.sha256(b"weights v2 longer").hexdigest()

@@ -74,3 +74,23 @@ def test_near_duplicates_fold_into_also_in(make_service):
     s.delete(["wire"])  # the copy stands alone again
     hits = s.retriever.search("ironclad security guarantees Grushko", 5)
     assert hits[0].chunk.doc_id == "repost" and hits[0].also_in == []
+
+
+def test_fts_query_leaves_out_rejected_words_but_never_all():
+    assert fts_query("Russia demands NATO neutrality", keep=lambda t: t != "russia") == '"demands" OR "nato" OR "neutrality"'
+    assert fts_query("Russia", keep=lambda t: False) == '"russia"'
+
+
+def test_common_words_are_pruned_only_in_large_indexes(seeds_service, monkeypatch):
+    """Over the seeds (far below the size limit) every word counts; with the limit lowered, words in
+    more than COMMON_WORD_SHARE of the chunks drop out of the lexical query and rarer ones remain."""
+    from rag import retrieval
+
+    r = seeds_service.retriever
+    stats = seeds_service.index.term_stats()
+    assert stats.doc_freq("russia") > retrieval.COMMON_WORD_SHARE * stats.chunks  # in most seed chunks
+    assert r._keep_term("russia")
+    monkeypatch.setattr(retrieval, "PRUNE_ABOVE_CHUNKS", 0)
+    assert not r._keep_term("russia") and r._keep_term("izvestiya")
+    hits = r._lexical("Russia Izvestiya", 5, None)
+    assert hits and all("izvestiya" in c.text.lower() for c, _ in hits)
