@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .retrieval import Hit
-from .text import STOPWORDS, content_stems, sentences, stem, words
+from .text import STOPWORDS, content_stems, sentences, sentences_cached, stem, words
 
 MAX_ANSWER_CHARS = 700
 # Two sentences sharing most of their content words say the same thing; keep one.
@@ -91,7 +91,7 @@ def _candidates(question: str, hits: list[Hit], idf: Callable[[str], float] | No
     q = set(content_stems(question))
     raw = []
     for rank, hit in enumerate(hits, start=1):
-        for pos, sent in enumerate(sentences(hit.chunk.text)):
+        for pos, sent in enumerate(sentences_cached(hit.chunk.text)):
             if len(sent.text) >= MIN_SENTENCE_CHARS:
                 raw.append((rank, pos, sent.text, frozenset(content_stems(sent.text)), hit.relevance))
     # A question word found in few places ("NATO") says more than one found everywhere ("Russia").

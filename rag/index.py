@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from . import vectors
+from .lexical import Lexical
 from .store import ChunkRow, DocRow, Store
 
 FORMAT_VERSION = 1
@@ -105,6 +106,7 @@ class Index:
         self.manifest = manifest
         self.policy = policy or vectors.IndexPolicy()
         self.store = Store(folder / STORE)
+        self.lexical = Lexical(folder, self.store)
         self._snapshot_lock = threading.Lock()
         self._snapshot = self._load_snapshot()
 
@@ -245,6 +247,8 @@ class Index:
             self._snapshot = Snapshot(new_gen, new_index)
         _write_json_atomic(self.folder / MANIFEST, self.manifest.model_dump())
         self._remove_stale_files(new_gen)
+        # After the commit point: a crash here leaves an older base, which search handles.
+        self.lexical.maintain(conn, force=fresh)
         return new_gen
 
     def reserve_vids(self, n: int) -> list[int]:

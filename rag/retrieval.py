@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -13,11 +12,11 @@ import numpy as np
 from .config import RetrievalMode
 from .embedding import Embedder
 from .index import Index
+from .lexical import fts_query  # noqa: F401 - re-exported: part of retrieval's interface
 from .store import ChunkRow, DocRow, Filters
 
 if TYPE_CHECKING:
     from .rerank import Reranker
-from .text import STOPWORDS, words
 
 # RRF's k: 60 is the constant of Cormack et al. (2009); it flattens the head of each ranking so
 # one list's first place cannot outvote agreement further down both lists.
@@ -26,10 +25,11 @@ RRF_K = 60
 # per-article cap and duplicate folding still leave k passages.
 CANDIDATE_FACTOR = 5
 MIN_CANDIDATES = 50
-# Lexical search leaves out words found in more than this share of chunks once an index is large:
-# FTS5 computes BM25 for every row a word matches, so "said" (43% of RealTime QA's 65k chunks)
-# costs more than the rest of the query, while its IDF is a fifth of a rare name's. Measured on
-# RealTime QA: hit@5 0.732 -> 0.741, hit@10 unchanged, lexical time -30%.
+# When FTS5 must scan a large index (a filtered search; rag/lexical.py otherwise answers from
+# bm25s), it leaves out words found in more than this share of chunks: FTS5 computes BM25 for
+# every row a word matches, so "said" (43% of RealTime QA's 65k chunks) costs more than the rest
+# of the query while its IDF is a fifth of a rare name's. Measured on RealTime QA (FTS5 alone):
+# hit@5 0.732 -> 0.741, hit@10 unchanged, lexical time -30%.
 COMMON_WORD_SHARE = 0.2
 # Below this many chunks every word is kept: a search is a few ms anyway, and in a small corpus on
 # one subject ("Russia" in most of five articles) a common word can still decide a ranking.
@@ -114,10 +114,7 @@ class Retriever:
         return [(head[i][0], s) for i, s in fused] + [(c, 0.0) for c, _ in tail]
 
     def _lexical(self, question: str, n: int, filters: Filters | None) -> list[tuple[ChunkRow, float]]:
-        match = fts_query(question, self._keep_term)
-        if not match:
-            return []
-        hits = self.index.store.lexical(match, n, filters)
+        hits = self.index.lexical.search(question, n, filters, self._keep_term)
         rows = self.index.store.chunks_by_vid([vid for vid, _ in hits])
         return [(rows[vid], s) for vid, s in hits if vid in rows]
 
@@ -185,12 +182,3 @@ def rrf(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-
-
-def fts_query(question: str, keep: "Callable[[str], bool] | None" = None) -> str:
-    """An FTS5 OR-query of the question's content words, each quoted (no operator injection).
-    Words `keep` rejects are left out, unless that would leave none."""
-    terms = list(dict.fromkeys(w.lower() for w in words(question) if w.lower() not in STOPWORDS))
-    if keep is not None:
-        terms = [t for t in terms if keep(t)] or terms
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)

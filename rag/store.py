@@ -200,9 +200,18 @@ class Store:
         for r in rows:
             yield DocRow(*tuple(r)[:7]), r[7]
 
-    def lexical(self, match: str, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
-        """(vid, score) by FTS5's BM25, best first; scores negated so higher is better."""
-        if filters:
+    def lexical(
+        self, match: str, k: int, filters: Filters | None = None, after_vid: int | None = None
+    ) -> list[tuple[int, float]]:
+        """(vid, score) by FTS5's BM25, best first; scores negated so higher is better.
+        `after_vid`: only chunks added after that row id (those a bm25s base does not hold)."""
+        if after_vid is not None:
+            rows = self.connect().execute(
+                "SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid > ? "
+                "ORDER BY s LIMIT ?",
+                (match, after_vid, k),
+            )
+        elif filters:
             where, params = filters.sql()
             rows = self.connect().execute(
                 "SELECT f.rowid, bm25(chunks_fts) AS s FROM chunks_fts f JOIN chunks c ON c.vid = f.rowid "

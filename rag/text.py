@@ -35,9 +35,17 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-def content_stems(text: str) -> list[str]:
-    """Stems of the words that carry meaning (no stopwords), in order, lower case."""
-    return [stem(w) for w in words(text) if w.lower() not in STOPWORDS and len(w) > 1 or w.isdigit()]
+@lru_cache(maxsize=16384)
+def content_stems(text: str) -> tuple[str, ...]:
+    """Stems of the words that carry meaning (no stopwords), in order, lower case. Cached: the
+    answer and its verification re-read the same passages and sentences query after query."""
+    return tuple(stem(w) for w in words(text) if w.lower() not in STOPWORDS and len(w) > 1 or w.isdigit())
+
+
+@lru_cache(maxsize=4096)
+def sentences_cached(text: str) -> tuple["Sentence", ...]:
+    """`sentences` for texts seen again and again (stored passages)."""
+    return tuple(sentences(text))
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,9 @@ class IndexPolicy:
     policy shows in the manifest; the next commit converts the index when its structure is wrong."""
 
     kind: IndexKind = IndexKind.auto
-    # Flat search grows linearly: measured here ~4 ms at 65k vectors and ~55 ms at 1M on 2 cores
-    # (eval/bench_index.py). 200k keeps a flat search near 12 ms, the budget of a warm query.
-    ivf_above: int = 200_000
+    # Flat search grows linearly: measured here 12 ms a query at 65k vectors on 2 cores, against
+    # 1 ms for IVF at recall@10 0.99 (eval/bench_index.py). 50k keeps flat search under ~10 ms.
+    ivf_above: int = 50_000
     # None: 4·sqrt(n) rounded to a power of two (the FAISS guideline of 4..16·sqrt(n) cells,
     # at its cheap end because each cell is scanned exhaustively on 2 cores).
     nlist: int | None = None

@@ -23,6 +23,7 @@ The rule:
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -239,5 +240,6 @@ def _names(text: str) -> list[str]:
     return list(dict.fromkeys(stem(w) for w in found))
 
 
-def _stems(text: str) -> set[str]:
-    return set(content_stems(_NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group().lower()], text)))
+@lru_cache(maxsize=8192)  # passages recur across questions; callers only read the set
+def _stems(text: str) -> frozenset[str]:
+    return frozenset(content_stems(_NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group().lower()], text)))
