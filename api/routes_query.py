@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Response
 
 from rag.schema import DocumentOut, DocumentSummary, Health, Query, QueryResponse
 from rag.service import Service
@@ -14,8 +14,10 @@ router = APIRouter()
 
 
 @router.post("/query", response_model=QueryResponse, summary="Ask a question", dependencies=[Depends(require_read)])
-def query(q: Query, service: Service = Depends(get_service)) -> QueryResponse:
-    return service.ask(q)
+def query(q: Query, service: Service = Depends(get_service)) -> Response:
+    # Serialised once by pydantic: returning the model would make FastAPI dump it to a dict,
+    # validate that against QueryResponse again and encode it (~1-2 ms of a ~12 ms query).
+    return Response(service.ask(q).model_dump_json(), media_type="application/json")
 
 
 @router.get(

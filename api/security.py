@@ -131,12 +131,13 @@ def _guard(request: Request) -> Guard:
     return getattr(request.app.state, "guard", None) or Guard()
 
 
-def require_write(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
-    """Writes need a key whenever keys are configured."""
+async def require_write(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+    """Writes need a key whenever keys are configured. (async: a digest compare, nothing that
+    blocks, so it runs on the event loop instead of a thread-pool hop per request)"""
     _guard(request).check(credentials, write=True)
 
 
-def require_read(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+async def require_read(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
     """Reads need a key only with RAG_PROTECT_READS=true."""
     _guard(request).check(credentials, write=False)
 

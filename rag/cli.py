@@ -265,8 +265,23 @@ def stats() -> None:
     typer.echo(
         f"index: {service.settings.index_dir}\ndocuments: {h.documents}\nchunks: {h.chunks}\n"
         f"model: {m.model_name} ({m.backend}, dim {m.dim}, sha256 {m.model_sha256[:12]}...)\n"
-        f"chunker: {m.chunker['chunk_tokens']} tokens, {m.chunker['overlap_tokens']} overlap"
+        f"chunker: {m.chunker['chunk_tokens']} tokens, {m.chunker['overlap_tokens']} overlap\n"
+        f"vectors: {describe_vectors(service)}\nwords: {describe_lexical(service)}"
     )
+
+
+def describe_vectors(service) -> str:  # type: ignore[no-untyped-def]
+    from . import vectors
+
+    d = vectors.describe(service.index.snapshot().faiss_index)
+    return "flat (exact)" if d["type"] == "flat" else f"IVF, {d['nlist']} cells, {d['nprobe']} probed"
+
+
+def describe_lexical(service) -> str:  # type: ignore[no-untyped-def]
+    base = service.index.lexical.base()
+    if base is None:
+        return "SQLite FTS5 BM25"
+    return f"bm25s base of {base.chunks} chunks + FTS5 for newer ones"
 
 
 def render(r: QueryResponse) -> str:

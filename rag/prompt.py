@@ -12,8 +12,10 @@ MAX_PASSAGE_CHARS = 800
 
 SYSTEM = (
     "You answer questions about news articles using only the numbered passages. "
-    "Answer in one or two short sentences. End each sentence with the number of the passage that says it, "
-    "like [2]. Copy names and numbers exactly as the passage writes them. "
+    "Answer in one to three short sentences that give every specific fact the passages offer in answer: "
+    "who, what, where, when, how many, and each item of a list. "
+    "End each sentence with the number of the passage that says it, like [2]. "
+    "Copy names, numbers and phrases exactly as the passage writes them. "
     f"If no passage answers the question, reply: {NOT_IN_PASSAGES}"
 )
 # One worked example as a prior chat turn: small models (Qwen2.5 1.5B) follow the citation format

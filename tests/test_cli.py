@@ -63,6 +63,7 @@ def test_ingest_stats_delete_round_trip(project, tmp_path):
     assert r.returncode == 0 and "1 added" in r.stdout, r.stderr
     r = run(project, "ingest", str(tmp_path / "extra.md"))
     assert "1 unchanged" in r.stdout
-    assert "documents: 6" in run(project, "stats").stdout
+    out = run(project, "stats").stdout
+    assert "documents: 6" in out and "vectors: flat (exact)" in out and "words: SQLite FTS5 BM25" in out
     assert run(project, "delete", "extra").returncode == 0
     assert "documents: 5" in run(project, "stats").stdout
