@@ -163,6 +163,9 @@ def local_server(index: Path | None, in_place: bool, key: str, startup_s: float)
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+        kept = os.environ.get("RAG_LOAD_SERVER_LOG")  # where to keep the server's log, if anywhere
+        if kept:
+            shutil.copyfile(tmp / "server.log", kept)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -273,11 +276,13 @@ async def readers(url: str, key: str | None, clients: int, seconds: float, share
                 t0 = time.perf_counter()
                 try:
                     r = await c.post("/query", json={"question": question, "k": rng.randint(3, 10)})
-                except httpx.HTTPError:
+                except httpx.HTTPError as exc:
                     _record(queries, False, t0)
+                    _example(checks, f"error: {type(exc).__name__} {exc}"[:300])
                     continue
                 _record(queries, r.status_code == 200, t0)
                 if r.status_code != 200:
+                    _example(checks, f"error: HTTP {r.status_code} {r.text[:240]}")
                     continue
                 for p in r.json()["passages"]:
                     checks.passages += 1

@@ -193,6 +193,10 @@ class Index:
             stats = self._term_stats = TermStats(gen, self.store.counts()[1], self.store)
         return stats
 
+    def vectors_present(self, vids: list[int]) -> dict[int, np.ndarray]:
+        """Vectors of those chunks the current snapshot holds (see vectors.reconstruct_present)."""
+        return vectors.reconstruct_present(self.snapshot().faiss_index, vids)
+
     def vectors_for(self, vids: list[int]) -> np.ndarray:
         return vectors.reconstruct(self.snapshot().faiss_index, vids)
 

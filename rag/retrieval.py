@@ -123,8 +123,10 @@ class Retriever:
         return stats.chunks <= PRUNE_ABOVE_CHUNKS or stats.doc_freq(term) <= COMMON_WORD_SHARE * stats.chunks
 
     def _with_relevance(self, ranked: list[tuple[ChunkRow, float]], qvec: np.ndarray) -> list[Hit]:
-        vecs = self.index.vectors_for([c.vid for c, _ in ranked])
-        return [Hit(c, s, float(v @ qvec)) for (c, s), v in zip(ranked, vecs)]
+        # A chunk the word index found but this snapshot's vectors do not hold yet (committed a
+        # moment ago) waits for the next query rather than failing this one.
+        vecs = self.index.vectors_present([c.vid for c, _ in ranked])
+        return [Hit(c, s, float(vecs[c.vid] @ qvec)) for c, s in ranked if c.vid in vecs]
 
     def _select(self, hits: list[Hit], docs: dict[str, DocRow], k: int) -> list[Hit]:
         """Best first, at most `max_per_doc` passages an article, one copy of a story, and

@@ -156,9 +156,22 @@ def remove(index: faiss.Index, ids: list[int]) -> None:
 
 
 def reconstruct(index: faiss.Index, ids: list[int]) -> np.ndarray:
+    """The stored vectors of `ids`, in order; every id must be in the index."""
     if not ids:
         return np.zeros((0, index.d), np.float32)
     return np.vstack([index.reconstruct(int(i)) for i in ids])
+
+
+def reconstruct_present(index: faiss.Index, ids: list[int]) -> dict[int, np.ndarray]:
+    """The stored vectors of those `ids` the index holds. A reader's snapshot may predate a
+    commit whose chunks the word index already returns; those are simply not here yet."""
+    out = {}
+    for i in ids:
+        try:
+            out[int(i)] = index.reconstruct(int(i))
+        except RuntimeError:
+            continue
+    return out
 
 
 def search(index: faiss.Index, query: np.ndarray, k: int, allowed: list[int] | None = None) -> list[tuple[int, float]]:
@@ -183,20 +196,13 @@ def search(index: faiss.Index, query: np.ndarray, k: int, allowed: list[int] | N
 
 
 def _exact(index: faiss.Index, q: np.ndarray, k: int, allowed: list[int]) -> list[tuple[int, float]]:
-    present = [i for i in allowed if _has(index, i)]
-    if not present:
+    found = reconstruct_present(index, allowed)
+    if not found:
         return []
-    scores = reconstruct(index, present) @ q
+    present = list(found)
+    scores = np.vstack([found[i] for i in present]) @ q
     top = np.argsort(-scores, kind="stable")[:k]
     return [(int(present[i]), float(scores[i])) for i in top]
-
-
-def _has(index: faiss.Index, vid: int) -> bool:
-    try:
-        index.reconstruct(int(vid))
-        return True
-    except RuntimeError:
-        return False
 
 
 def _ivf(index: faiss.Index) -> faiss.IndexIVF | None:
