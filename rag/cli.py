@@ -209,7 +209,10 @@ def serve(
     if report and (report.added or report.replaced):
         say(f"Seeds changed: {len(report.added)} added, {len(report.replaced)} replaced.")
     say(f"Serving on http://{host}:{port} (OpenAPI page at /docs)")
-    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+    # Keep idle connections longer than clients do (httpx and most pools drop theirs after 5 s,
+    # uvicorn's default too): otherwise the server may close one just as a client reuses it, and
+    # that request fails with a connection error (seen once in 1,000 under the load test).
+    uvicorn.run(create_app(service), host=host, port=port, log_level="warning", timeout_keep_alive=65)
 
 
 @app.command("eval")
