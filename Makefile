@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: serve test test-all eval bench venv clean-index
+.PHONY: serve test test-all eval bench bench-index bench-txtai venv clean-index
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,13 @@ eval: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(PY) -m eval.bench
+
+bench-index: $(VENV)/.dev
+	$(PY) -m eval.bench_index
+
+bench-txtai: $(VENV)/.dev
+	$(PIP) install -q -e '.[bench]'
+	$(PY) -m eval.bench_txtai
 
 clean-index:
 	rm -rf index/*.faiss index/*.sqlite* index/manifest.json
