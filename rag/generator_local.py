@@ -6,6 +6,7 @@ thread-safe, so drafts take turns on a lock (a draft waiting past its time limit
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -22,6 +23,19 @@ from .retrieval import Hit
 CONTEXT_TOKENS = 4096
 
 _models: dict[Path, object] = {}
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free the models while llama_cpp is still importable: left to garbage collection at
+    interpreter exit, its finaliser runs after the module is torn down and prints a TypeError."""
+    for model in _models.values():
+        close = getattr(model, "close", None)
+        if close is not None:
+            close()
+    _models.clear()
+
+
 _load_lock = threading.Lock()
 _run_locks: dict[Path, threading.Lock] = {}
 
