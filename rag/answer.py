@@ -57,7 +57,7 @@ def is_answerable(question: str, hits: list[Hit], min_relevance: float) -> bool:
     names = named_terms(question)
     if not names:
         return True
-    present = set(content_stems(" ".join(h.chunk.text for h in hits)))
+    present = set().union(*(content_stems(h.chunk.text) for h in hits))  # cached per passage
     missing = [n for n in names if n not in present]
     return len(missing) / len(names) < MAX_MISSING_NAMES
 
