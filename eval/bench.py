@@ -12,7 +12,6 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import httpx
 
 from eval import metrics as m
 from eval.harness import load_gold
+from eval.serving import LOOPBACK, free_port, stop, wait_until_up
 from rag.config import Settings
 from rag.documents import Document, load_path
 from rag.service import Service
@@ -39,14 +39,26 @@ def corpus(n_docs: int) -> list[Document]:
     return [Document(f"{d.id}-{i}", d.text + f"\n(copy {i})") for i in range(n_docs // len(seeds) + 1) for d in seeds][:n_docs]
 
 
-def bench_ingest(settings: Settings, docs: list[Document]) -> dict[str, float]:
-    """Chunks/s for a full ingest with each backend, and for the raw sentence-transformers encode
-    of the same chunk texts (the model alone, no index): the ratios are what the pipeline costs."""
+def chunk_texts(service: Service, docs: list[Document]) -> list[str]:
+    """The texts `service` embeds for `docs`: each chunk under its article's title."""
     from rag.chunking import context_text
-    from rag.embedding_torch import TorchEmbedder
 
+    return [context_text(d.title, c.text) for d in docs for c in service.chunker.split(d.id, d.text)]
+
+
+def print_figures(out: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(out))
+        return
+    for k, v in out.items():
+        print(f"{k:34s} {v:.3f}" if isinstance(v, float) else f"{k:34s} {v}")
+
+
+def bench_ingest(settings: Settings, docs: list[Document]) -> dict[str, float]:
+    """Chunks/s for a full ingest with each backend, and for each backend's encode alone of the
+    same chunk texts (torch's is `SentenceTransformer.encode` itself, the raw model): the ratios
+    are what the pipeline costs."""
     out: dict[str, float] = {"ingest_docs": float(len(docs))}
-    titles = {d.id: d.title for d in docs}
     for backend in ("onnx", "torch"):
         folder = Path(tempfile.mkdtemp(prefix="rag-bench-"))
         try:
@@ -59,45 +71,32 @@ def bench_ingest(settings: Settings, docs: list[Document]) -> dict[str, float]:
             report = service.ingest(docs)
             out[f"ingest_{backend}_chunks_per_s"] = report.chunks / (time.perf_counter() - t0)
             out["ingest_chunks"] = float(report.chunks)
-            texts = [context_text(titles[d.id], c.text) for d in docs for c in service.chunker.split(d.id, d.text)]
+            texts = chunk_texts(service, docs)
             t0 = time.perf_counter()  # the same backend's encode alone: what the pipeline adds
             service.embedder.encode(texts, batch_size=settings.embed_batch_size)
             out[f"raw_{backend}_encode_chunks_per_s"] = len(texts) / (time.perf_counter() - t0)
             service.close()
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-    raw = TorchEmbedder(settings.embed_model).model
-    t0 = time.perf_counter()
-    raw.encode(texts, batch_size=settings.embed_batch_size, normalize_embeddings=True)
-    out["raw_model_encode_chunks_per_s"] = len(texts) / (time.perf_counter() - t0)  # SentenceTransformer.encode
+    # TorchEmbedder.encode is SentenceTransformer.encode(normalize_embeddings=True): the raw model
+    out["raw_model_encode_chunks_per_s"] = out["raw_torch_encode_chunks_per_s"]
     for backend in ("onnx", "torch"):
         out[f"ingest_{backend}_vs_raw_model"] = out[f"ingest_{backend}_chunks_per_s"] / out["raw_model_encode_chunks_per_s"]
         out[f"ingest_{backend}_vs_own_encode"] = out[f"ingest_{backend}_chunks_per_s"] / out[f"raw_{backend}_encode_chunks_per_s"]
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def bench_http(env: dict[str, str], project: Path, questions: list[str], n: int, label: str) -> dict[str, float]:
     """Warm `POST /query` (hybrid, answer on) against a live server, one request at a time."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)], cwd=project, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{LOOPBACK}:{port}"
     try:
+        wait_until_up(proc, f"{url}/health", timeout_s=120)
         with httpx.Client(base_url=url, timeout=30) as client:
-            for _ in range(600):
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
             for q in questions[:10]:  # warm-up
                 client.post("/query", json={"question": q})
             lat = []
@@ -107,8 +106,7 @@ def bench_http(env: dict[str, str], project: Path, questions: list[str], n: int,
                 lat.append((time.perf_counter() - t0) * 1000)
                 r.raise_for_status()
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop(proc)
     return {f"query_{label}_p50_ms": m.percentile(lat, 50), f"query_{label}_p90_ms": m.percentile(lat, 90),
             f"query_{label}_p99_ms": m.percentile(lat, 99),
             f"query_{label}_n": float(n)}
@@ -151,11 +149,7 @@ def main() -> None:
             rtqa_env = dict(env, RAG_INDEX_DIR=str(args.rtqa_index.resolve()), RAG_SEEDS_DIR=str(project / "none"))
             qs = [q["question"] for q in load_questions(QUESTIONS)]
             out |= bench_http(rtqa_env, project, qs, args.queries, "rtqa")
-    if args.json:
-        print(json.dumps(out))
-    else:
-        for k, v in out.items():
-            print(f"{k:34s} {v:.3f}" if isinstance(v, float) else f"{k:34s} {v}")
+    print_figures(out, args.json)
 
 
 if __name__ == "__main__":

@@ -34,9 +34,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from eval.realtimeqa import CORPUS  # noqa: E402 - after the offline defaults above
+
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
-CORPUS = Path("/work/shared/data/realtimeqa-2022/corpus.jsonl.gz")
 QUERY = "Who did the president meet in Brussels?"
 LATENCY_REPS = 200
 LATENCY_BLOCKS = 4
@@ -159,11 +160,9 @@ def latencies(
 
 def gold_questions() -> list[str]:
     """The seeds gold questions: real queries, for the agreement of query vectors."""
-    gold = ROOT / "eval" / "gold" / "seeds.jsonl"
-    if not gold.is_file():
-        return []
-    rows = [json.loads(x) for x in gold.read_text(encoding="utf-8").splitlines() if x.strip()]
-    return [str(r["question"]) for r in rows if r.get("question")]
+    from eval.harness import GOLD, load_gold
+
+    return [g["question"] for g in load_gold()] if GOLD.is_file() else []
 
 
 def main() -> None:

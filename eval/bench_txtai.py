@@ -14,16 +14,14 @@ extractive answer; txtai hybrid search. Ratios above 1 mean ours is faster.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 from eval import metrics as m
-from eval.bench import corpus
+from eval.bench import chunk_texts, corpus, print_figures
 from eval.realtimeqa import QUESTIONS, load_questions
-from rag.chunking import context_text
 from rag.config import Settings
 from rag.embedding import resolve_model_path
 from rag.schema import Query
@@ -68,8 +66,7 @@ def main() -> None:
         t0 = time.perf_counter()
         report = ours.ingest(docs)
         ours_ingest = time.perf_counter() - t0
-        titles = {d.id: d.title for d in docs}
-        texts = [context_text(titles[d.id], c.text) for d in docs for c in ours.chunker.split(d.id, d.text)]
+        texts = chunk_texts(ours, docs)
 
         theirs = Embeddings(path=resolve_model_path(settings.embed_model), content=True, hybrid=True)
         t0 = time.perf_counter()
@@ -96,11 +93,7 @@ def main() -> None:
         "query_speedup": p50(theirs_search) / p50(ours_search),
         "query_with_answer_speedup": p50(theirs_search) / p50(ours_answer),
     }
-    if args.json:
-        print(json.dumps(out))
-    else:
-        for k, v in out.items():
-            print(f"{k:28s} {v:.3f}" if isinstance(v, float) else f"{k:28s} {v}")
+    print_figures(out, args.json)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import os
 import random
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,10 +33,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from eval import metrics as m
+from eval.serving import LOOPBACK, ServerDidNotStart, free_port, stop, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLD = ROOT / "eval" / "gold" / "seeds.jsonl"
-LOOPBACK = "127.0.0.1"
 LIVE_WRITER_DOCS = 10  # the writer deletes its oldest article once it has more than this many
 
 # --- synthetic articles (also used by the crash and concurrency tests) ------------------------------
@@ -121,12 +120,6 @@ def loopback_url(url: str) -> str:
     return f"http://{LOOPBACK}:{parts.port}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def local_server(index: Path | None, in_place: bool, key: str, startup_s: float) -> Iterator[str]:
     """`rag serve` on a free loopback port over a temporary copy of `index` (or a fresh seeds index)."""
@@ -134,7 +127,7 @@ def local_server(index: Path | None, in_place: bool, key: str, startup_s: float)
     folder = index if (index is not None and in_place) else tmp / "index"
     if index is not None and not in_place:
         shutil.copytree(index, folder, ignore=shutil.ignore_patterns("write.lock", "*.tmp"))
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, RAG_INDEX_DIR=str(folder), RAG_SEEDS_DIR=str(ROOT / "seeds"), RAG_API_KEYS=key,
                RAG_PROTECT_READS="false", RAG_CACHE_DIR=os.environ.get("RAG_CACHE_DIR", str(ROOT / ".cache")))
     log = open(tmp / "server.log", "wb")
@@ -142,26 +135,13 @@ def local_server(index: Path | None, in_place: bool, key: str, startup_s: float)
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://{LOOPBACK}:{port}"
     try:
-        deadline = time.monotonic() + startup_s
-        with httpx.Client(base_url=url, timeout=5, trust_env=False) as c:
-            while True:
-                if proc.poll() is not None:
-                    raise SystemExit(f"error: the server exited at start:\n{(tmp / 'server.log').read_text()[-2000:]}")
-                try:
-                    if c.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"error: the server did not answer within {startup_s:.0f} s")
-                time.sleep(0.3)
+        try:
+            wait_until_up(proc, f"{url}/health", startup_s, tmp / "server.log")
+        except ServerDidNotStart as exc:
+            raise SystemExit(f"error: the server {exc}") from None
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         log.close()
         kept = os.environ.get("RAG_LOAD_SERVER_LOG")  # where to keep the server's log, if anywhere
         if kept:
@@ -220,11 +200,12 @@ class Checks:
 def questions() -> list[str]:
     """The seeds gold questions, and RealTime QA's when its data is beside the project (the load
     test then runs over both corpora's questions, as a mixed index would be asked)."""
-    from eval.realtimeqa import QUESTIONS
+    from eval.harness import load_gold
+    from eval.realtimeqa import QUESTIONS, load_questions
 
-    out = [json.loads(ln)["question"] for ln in GOLD.read_text().splitlines() if ln.strip()]
+    out = [g["question"] for g in load_gold(GOLD)]
     if QUESTIONS.exists():
-        out += [json.loads(ln)["question"] for ln in QUESTIONS.read_text().splitlines() if ln.strip()]
+        out += [q["question"] for q in load_questions(QUESTIONS)]
     return out
 
 

@@ -6,7 +6,6 @@ The ONNX file is exported once per test session into a temporary cache (about 10
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 import subprocess
@@ -17,14 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from eval.bench_embed import gold_questions, seed_pieces
 from rag.config import DEFAULT_EMBED_MODEL
 from rag.embedding import load_embedder
 from rag.embedding_onnx import OnnxEmbedder, export_int8, onnx_model_file
 from rag.embedding_torch import TorchEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
-SEEDS = ROOT / "seeds"
-GOLD = ROOT / "eval" / "gold" / "seeds.jsonl"
 MIN_COSINE = 0.985  # int8 per-channel MatMul: ~0.99 on passages and full questions
 
 SHORT_QUESTIONS = [
@@ -33,24 +31,6 @@ SHORT_QUESTIONS = [
     "How many people died in the flood?",
     "When will the new law take effect?",
 ]
-
-
-def seed_chunks(per_article: int = 5) -> list[str]:
-    """Every seed article cut by lines into about `per_article` pieces."""
-    chunks: list[str] = []
-    for f in sorted(SEEDS.glob("*.txt")):
-        lines = f.read_text(encoding="utf-8").splitlines()
-        step = max(1, -(-len(lines) // per_article))
-        chunks += ["\n".join(lines[i : i + step]) for i in range(0, len(lines), step)]
-    return [c for c in chunks if c.strip()]
-
-
-def gold_questions() -> list[str]:
-    """The seeds gold questions, real queries of this project."""
-    if not GOLD.is_file():
-        return []
-    rows = [json.loads(x) for x in GOLD.read_text(encoding="utf-8").splitlines() if x.strip()]
-    return [str(r["question"]) for r in rows if r.get("question")]
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +50,7 @@ def torch_embedder() -> TorchEmbedder:
 
 @pytest.fixture(scope="module")
 def chunks() -> list[str]:
-    found = seed_chunks()
+    found = seed_pieces()
     assert len(found) >= 10, "the seed articles are missing"
     return found
 

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 # CI installs the extra (`make test`), so there a missing module is a failure, not a skip.
@@ -29,6 +27,8 @@ from rag.generator_local import LocalGenerator  # noqa: E402
 from rag.generator_openai import OpenAIGenerator  # noqa: E402
 from rag.llm_models import GEMMA, model_path  # noqa: E402
 from rag.verify import parse_citations  # noqa: E402
+
+from eval.serving import LOOPBACK, ServerDidNotStart, free_port, stop, wait_until_up  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache"
@@ -55,36 +55,21 @@ def gemma() -> Path:
 @pytest.fixture(scope="module")
 def llama_server(gemma, tmp_path_factory):
     """`python -m llama_cpp.server` with Gemma on a free loopback port; its base URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gemma), "--host", "127.0.0.1",
+    port = free_port()
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gemma), "--host", LOOPBACK,
            "--port", str(port), "--n_ctx", "4096", "--model_alias", "gemma"]
     # llama.cpp logs ~140 KB while loading: to a file, since an unread pipe would fill and stall it.
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("w"))
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{LOOPBACK}:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not start within 180 s: {log.read_text()[-2000:]}")
-            time.sleep(0.5)
+        try:
+            wait_until_up(proc, f"{url}/v1/models", 180, log, interval_s=0.5)
+        except ServerDidNotStart as exc:
+            pytest.fail(f"llama_cpp.server {exc}")
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
+        stop(proc, timeout_s=20)
 
 def test_gemma_file_is_assembled_under_the_cache(gemma):
     assert gemma.parent == CACHE / "models" and gemma.read_bytes()[:4] == b"GGUF"
