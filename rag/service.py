@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .chunking import Chunker
-from .config import RetrievalMode, Settings, index_policy
+from .config import RetrievalMode, Settings
 from .documents import Document, load_path
 from .embedding import Embedder, load_embedder
 from .generate import Delta, Retrieved, draft, extractive_from, pick_generator
@@ -18,6 +18,7 @@ from .rerank import load_reranker
 from .retrieval import Hit, Retriever
 from .schema import DocumentOut, DocumentSummary, Health, Passage, Query, QueryResponse
 from .store import DocRow, Filters, Store
+from .vectors import IndexPolicy
 
 
 class Service:
@@ -30,7 +31,7 @@ class Service:
             model_name=ident.name, model_sha256=ident.weights_sha256, backend=ident.backend, dim=ident.dim,
             chunker=self.chunker.settings(),
         )
-        self.index = Index.open(settings.index_dir, self.manifest, rebuild=rebuild, policy=index_policy(settings))
+        self.index = Index.open(settings.index_dir, self.manifest, rebuild=rebuild, policy=IndexPolicy.from_settings(settings))
         self.retriever = Retriever(
             self.index, self.embedder, settings.max_per_doc, load_reranker(settings, self.embedder), settings.rerank_candidates
         )

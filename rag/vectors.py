@@ -11,19 +11,12 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-
-class IndexKind(str, Enum):
-    """The vector structure: picked by size (`auto`), or forced."""
-
-    auto = "auto"
-    flat = "flat"
-    ivf = "ivf"
+from .config import IVF_ABOVE, IVF_NPROBE, IndexKind, Settings
 
 
 # A filtered search over at most this many allowed vectors is done exactly (reconstruct + dot
@@ -38,15 +31,15 @@ class IndexPolicy:
     policy shows in the manifest; the next commit converts the index when its structure is wrong."""
 
     kind: IndexKind = IndexKind.auto
-    # Flat search grows linearly: measured here 12 ms a query at 65k vectors on 2 cores, against
-    # 1 ms for IVF at recall@10 0.99 (eval/bench_index.py). 50k keeps flat search under ~10 ms.
-    ivf_above: int = 50_000
+    ivf_above: int = IVF_ABOVE  # reasons for both defaults beside them in rag/config.py
     # None: 4·sqrt(n) rounded to a power of two (the FAISS guideline of 4..16·sqrt(n) cells,
     # at its cheap end because each cell is scanned exhaustively on 2 cores).
     nlist: int | None = None
-    # Cells probed per search. Measured (eval/bench_index.py): recall@10 against exact search
-    # 0.99 at nlist 4096 on 1M vectors.
-    nprobe: int = 48
+    nprobe: int = IVF_NPROBE
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "IndexPolicy":
+        return cls(settings.index_type, settings.ivf_above, settings.ivf_nlist, settings.ivf_nprobe)
 
     def wants(self, n: int, current: faiss.Index | None = None) -> tuple[str, int]:
         """("flat", 0) or ("ivf", nlist) for an index of n vectors. In auto mode an IVF index stays
