@@ -35,6 +35,13 @@ BASE_ABOVE_CHUNKS = 20_000
 REBUILD_SHARE = 0.10
 # FTS5's BM25 constants, so both engines rank alike.
 K1, B = 1.2, 0.75
+# The base's scores are merged with FTS5's by value, so they must be on FTS5's scale: Robertson's
+# IDF, ln((N - n + 0.5) / (n + 0.5)) floored near 0 (bm25s's default, Lucene's, adds 1 inside the
+# log), and the (k1 + 1) factor on the tf part that bm25s leaves out. Without both, FTS5's scores
+# of the newest chunks ran ~2.2x the base's and filled half of every top 10 on a fresh RealTime
+# QA ingest (lexical hit@5 0.714 -> 0.536). A base built with other scoring is rebuilt.
+SCORING = "robertson"
+SCALE = K1 + 1
 META_KEY = "lexical_base"
 
 
@@ -66,7 +73,7 @@ class Base:
         if not query or n <= 0:
             return []
         docs, scores = self.model.retrieve([query], k=min(n, len(self.vids)), show_progress=False, n_threads=1)
-        return [(int(self.vids[d]), float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+        return [(int(self.vids[d]), SCALE * float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
 
 
 class Lexical:
@@ -115,7 +122,7 @@ class Lexical:
                 conn.execute("DELETE FROM meta WHERE key=?", (META_KEY,))
                 self._remove_old(keep=None)
             return False
-        if info is not None and not force:
+        if info is not None and not force and info.get("scoring") == SCORING:
             kept = conn.execute("SELECT count(*) FROM chunks WHERE vid <= ?", (info["max_vid"],)).fetchone()[0]
             changed = (total - kept) + (info["chunks"] - kept)
             if changed <= REBUILD_SHARE * info["chunks"]:
@@ -128,7 +135,7 @@ class Lexical:
 
         rows = conn.execute("SELECT rowid, body FROM chunks_fts ORDER BY rowid").fetchall()
         vids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        model = bm25s.BM25(k1=K1, b=B)
+        model = bm25s.BM25(k1=K1, b=B, method=SCORING, idf_method=SCORING)
         model.index([tokens(r[1]) or [""] for r in rows], show_progress=False)
         name = f"lexical-{int(vids[-1])}-{len(vids)}"
         tmp = self.folder / (name + ".tmp")
@@ -139,7 +146,7 @@ class Lexical:
         final = self.folder / name
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        info = {"folder": name, "max_vid": int(vids[-1]), "chunks": len(vids)}
+        info = {"folder": name, "max_vid": int(vids[-1]), "chunks": len(vids), "scoring": SCORING}
         Store.set_meta(conn, META_KEY, json.dumps(info))
         self._remove_old(keep=name)
 
@@ -156,6 +163,8 @@ def _load(folder: Path, key: str | None) -> Base | None:
     import bm25s
 
     info = json.loads(key)
+    if info.get("scoring") != SCORING:
+        return None  # scored on another scale: FTS5 answers alone until the writer rebuilds it
     path = folder / info["folder"]
     try:
         model = bm25s.BM25.load(str(path), mmap=True, show_progress=False)
