@@ -220,7 +220,7 @@ class Index:
         """
         old = self.snapshot()
         if not batch and not fresh and vectors.fits(old.faiss_index, self.policy):
-            self.lexical.maintain(self.store.connect())  # e.g. a base of older scoring
+            self.lexical.maintain(self.store.connect())  # e.g. a word-index base of older scoring
             return old.generation
         conn = self.store.connect()
         new_index = vectors.new_index(self.manifest.dim) if fresh else vectors.clone(old.faiss_index)

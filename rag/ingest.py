@@ -88,6 +88,8 @@ class Ingestor:
                     self._flush(staged, report, progress)
             if staged.docs or rebuild:
                 self._flush(staged, report, progress, fresh=rebuild)
+            else:  # nothing new: an empty commit still brings the index's structures up to date
+                self.index.commit(Batch())
         report.seconds = time.perf_counter() - t0
         return report
 

@@ -100,7 +100,8 @@ def test_base_of_other_scoring_is_not_used_and_is_rebuilt(make_service, small_ba
     with conn:
         conn.execute("UPDATE meta SET value=? WHERE key=?", (json.dumps(old), lexical.META_KEY))
     assert make_service().index.lexical.base() is None  # FTS5 alone, correct if slower
-    s.ingest([Document("new", "Council story 9. Marrick bus depot plans were revised.")])
+    report = s.ingest(ARTICLES)  # nothing new, as `rag ingest` of the same folder again
+    assert not report.added and not report.replaced
     assert json.loads(s.index.store.meta(lexical.META_KEY))["scoring"] == lexical.SCORING
     assert s.index.lexical.base() is not None
 
