@@ -36,7 +36,6 @@ from eval import metrics as m
 from eval.serving import LOOPBACK, ServerDidNotStart, free_port, stop, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLD = ROOT / "eval" / "gold" / "seeds.jsonl"
 LIVE_WRITER_DOCS = 10  # the writer deletes its oldest article once it has more than this many
 
 # --- synthetic articles (also used by the crash and concurrency tests) ------------------------------
@@ -203,7 +202,7 @@ def questions() -> list[str]:
     from eval.harness import load_gold
     from eval.realtimeqa import QUESTIONS, load_questions
 
-    out = [g["question"] for g in load_gold(GOLD)]
+    out = [g["question"] for g in load_gold()]
     if QUESTIONS.exists():
         out += [q["question"] for q in load_questions(QUESTIONS)]
     return out
