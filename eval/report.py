@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -26,13 +27,16 @@ def _fmt(v: float | None) -> str:
 
 
 def write(folder: Path, name: str, rows: dict[str, dict[str, float]], details: dict | None = None) -> list[Path]:
-    """report JSON + Markdown + chart PNG under `folder`; returns the paths written."""
+    """report JSON + Markdown + chart PNG under `folder`; returns the paths written. The chart
+    needs matplotlib (the `eval` extra): without it the PNG is left out, not the whole report."""
     folder.mkdir(parents=True, exist_ok=True)
     js = folder / f"{name}.json"
     js.write_text(json.dumps({"configs": rows, "details": details or {}}, indent=2, default=str))
     md = folder / f"{name}.md"
     md.write_text(f"# {name}\n\n{table(rows)}\n")
     png = folder / f"{name}.png"
+    if importlib.util.find_spec("matplotlib") is None:
+        return [js, md]
     chart(rows, png, [k for k in MAIN_METRICS if any(k in r for r in rows.values())] or list(next(iter(rows.values())))[:6])
     return [js, md, png]
 

@@ -46,6 +46,18 @@ def test_reports_are_written(measured, tmp_path):
     assert "| hit@5 |" in paths[1].read_text()
 
 
+def test_reports_without_matplotlib_leave_out_only_the_chart(tmp_path, monkeypatch):
+    # The base install has no matplotlib (it is the `eval` extra); hiding the installed one is the
+    # only way to run that case beside it.
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    paths = report.write(tmp_path, "seeds", {"dense": {"hit@5": 0.9}})
+    assert [p.suffix for p in paths] == [".json", ".md"]
+    assert not (tmp_path / "seeds.png").exists()
+
+
 def test_parse_config_and_errors():
     base = EvalConfig()
     assert parse_config("mode=lexical,k=10,chunk=128", base) == EvalConfig(RetrievalMode.lexical, 10, 128)
