@@ -130,24 +130,39 @@ class Retriever:
 
     def _select(self, hits: list[Hit], docs: dict[str, DocRow], k: int) -> list[Hit]:
         """Best first, at most `max_per_doc` passages an article, one copy of a story, and
-        neighbouring chunks of one article merged into one passage."""
+        neighbouring chunks of one article merged into one passage. The cap spreads the head of
+        the list over articles; when too few articles are left to fill k, the best of the capped
+        passages follow after them rather than the result coming back short."""
         groups: list[_Group] = []
         story_doc: dict[str, str] = {}
+        capped: list[Hit] = []
         for hit in hits:
             if len(groups) == k:
                 break
             doc = docs[hit.chunk.doc_id]
             if story_doc.setdefault(doc.story, doc.id) != doc.id:
                 continue  # another copy of a story already shown; listed in `also_in`
-            mine = [g for g in groups if g.doc.id == doc.id]
-            near = next((g for g in mine if g.first - 1 <= hit.chunk.ordinal <= g.last + 1), None)
-            if near is not None:
-                if max(near.last, hit.chunk.ordinal) - min(near.first, hit.chunk.ordinal) < MAX_MERGED_CHUNKS:
-                    self._merge(near, hit)
-                continue
-            if len(mine) < self.max_per_doc:
-                groups.append(_Group(doc, hit.chunk.ordinal, hit.chunk.ordinal, hit))
+            if not self._place(hit, doc, groups, self.max_per_doc):
+                capped.append(hit)
+        for hit in capped:
+            if len(groups) == k:
+                break
+            self._place(hit, docs[hit.chunk.doc_id], groups, k)
         return [g.hit for g in groups]
+
+    def _place(self, hit: Hit, doc: DocRow, groups: list[_Group], cap: int) -> bool:
+        """Merge `hit` into a neighbouring passage of its article or start a passage; False when
+        the article already has `cap` passages."""
+        mine = [g for g in groups if g.doc.id == doc.id]
+        near = next((g for g in mine if g.first - 1 <= hit.chunk.ordinal <= g.last + 1), None)
+        if near is not None:
+            if max(near.last, hit.chunk.ordinal) - min(near.first, hit.chunk.ordinal) < MAX_MERGED_CHUNKS:
+                self._merge(near, hit)
+            return True
+        if len(mine) >= cap:
+            return False
+        groups.append(_Group(doc, hit.chunk.ordinal, hit.chunk.ordinal, hit))
+        return True
 
     def _merge(self, group: _Group, hit: Hit) -> None:
         a, b = group.hit.chunk, hit.chunk

@@ -32,10 +32,22 @@ def test_adjacent_chunks_merge_with_exact_offsets(seeds_service):
     for h in hits:
         doc = seeds_service.document(h.chunk.doc_id)
         assert doc.text[h.chunk.start : h.chunk.end] == h.chunk.text
-    per_doc = {}
-    for h in hits:
-        per_doc[h.chunk.doc_id] = per_doc.get(h.chunk.doc_id, 0) + 1
-    assert max(per_doc.values()) <= seeds_service.settings.max_per_doc  # the per-article cap
+    # Passages of one article never share a chunk (neighbours' texts overlap by the chunk overlap).
+    spans = sorted((h.chunk.doc_id, h.chunk.ordinal, h.chunk.last_ordinal or h.chunk.ordinal) for h in hits)
+    for (d1, _, last), (d2, first, _) in zip(spans, spans[1:]):
+        assert d1 != d2 or last < first, "two passages of one article share a chunk"
+
+
+def test_per_article_cap_orders_the_head_without_starving_k(seeds_service):
+    """Five articles, k=10, one passage an article: the first five passages are five articles;
+    the next ones are the best of what the cap held back, not an empty tail."""
+    assert seeds_service.settings.max_per_doc == 1
+    hits = seeds_service.retriever.search("What does Russia demand on NATO?", 10)
+    head = [h.chunk.doc_id for h in hits[:5]]
+    assert len(set(head)) == 5
+    assert len(hits) > 5
+    assert all(h.chunk.doc_id in head for h in hits[5:])
+    assert [h.score for h in hits[5:]] == sorted((h.score for h in hits[5:]), reverse=True)
 
 
 def test_filters_limit_and_keep_undated(make_service):
