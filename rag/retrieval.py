@@ -158,16 +158,30 @@ class Retriever:
         if near is not None:
             if max(near.last, hit.chunk.ordinal) - min(near.first, hit.chunk.ordinal) < MAX_MERGED_CHUNKS:
                 self._merge(near, hit)
+                self._coalesce(near, mine, groups)
             return True
         if len(mine) >= cap:
             return False
         groups.append(_Group(doc, hit.chunk.ordinal, hit.chunk.ordinal, hit))
         return True
 
+    def _coalesce(self, grown: _Group, mine: list[_Group], groups: list[_Group]) -> None:
+        """A passage that grew to border another of its article becomes one with it (if the two
+        stay within MAX_MERGED_CHUNKS), kept at the better-ranked one's place."""
+        for other in mine:
+            if other is grown or other.first - 1 > grown.last or grown.first - 1 > other.last:
+                continue
+            if max(other.last, grown.last) - min(other.first, grown.first) < MAX_MERGED_CHUNKS:
+                keep, gone = sorted((grown, other), key=groups.index)
+                self._merge(keep, gone.hit)
+                groups.remove(gone)
+                return
+
     def _merge(self, group: _Group, hit: Hit) -> None:
         a, b = group.hit.chunk, hit.chunk
         start, end = min(a.start, b.start), max(a.end, b.end)
-        group.first, group.last = min(group.first, b.ordinal), max(group.last, b.ordinal)
+        b_last = b.ordinal if b.last_ordinal is None else b.last_ordinal
+        group.first, group.last = min(group.first, b.ordinal), max(group.last, b_last)
         text = self.index.store.span(a.doc_id, start, end)
         merged = ChunkRow(a.vid, a.doc_id, group.first, start, end, text, group.last)
         group.hit = Hit(merged, group.hit.score, max(group.hit.relevance, hit.relevance))

@@ -125,3 +125,23 @@ def test_chunks_newer_than_the_vector_snapshot_wait_for_the_next_query(make_serv
         assert hits and all(h.chunk.doc_id != "new" for h in hits)
         del s.index.snapshot  # the next query sees it
         assert s.retriever.search("Marrick bus depot", 5, RetrievalMode.hybrid)[0].chunk.doc_id == "new"
+
+
+def test_passages_that_grow_to_border_become_one(seeds_service):
+    """Chunks 3 and 5 of one article arrive first (two passages), then 4: the three are one
+    passage 3-5 with the article's exact text, not two passages that repeat the overlap."""
+    from rag.retrieval import Hit, Retriever
+
+    store = seeds_service.index.store
+    doc_id = "002_27d049c186dd46c9"
+    vids = store.chunk_vids(doc_id)
+    rows = store.chunks_by_vid(vids)
+    by_ordinal = {r.ordinal: r for r in rows.values()}
+    hits = [Hit(by_ordinal[o], score, 0.5) for o, score in ((3, 0.9), (5, 0.8), (4, 0.7))]
+    retriever = Retriever(seeds_service.index, seeds_service.embedder, max_per_doc=3)
+    chosen = retriever._select(hits, store.documents_by_id([doc_id]), 5)
+    assert [h.chunk.chunk_id for h in chosen] == [f"{doc_id}#3-5"]
+    start, end = by_ordinal[3].start, by_ordinal[5].end
+    assert (chosen[0].chunk.start, chosen[0].chunk.end) == (start, end)
+    assert chosen[0].chunk.text == seeds_service.document(doc_id).text[start:end]
+    assert chosen[0].score == 0.9
