@@ -34,9 +34,9 @@ def write(folder: Path, name: str, rows: dict[str, dict[str, float]], details: d
     js.write_text(json.dumps({"configs": rows, "details": details or {}}, indent=2, default=str))
     md = folder / f"{name}.md"
     md.write_text(f"# {name}\n\n{table(rows)}\n")
-    png = folder / f"{name}.png"
     if importlib.util.find_spec("matplotlib") is None:
         return [js, md]
+    png = folder / f"{name}.png"
     chart(rows, png, [k for k in MAIN_METRICS if any(k in r for r in rows.values())] or list(next(iter(rows.values())))[:6])
     return [js, md, png]
 

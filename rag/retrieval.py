@@ -52,10 +52,26 @@ class Hit:
 
 @dataclass
 class _Group:
+    """A passage being assembled: its best chunk's hit, and the span its merged chunks cover
+    (the text is read once, when the passage is final)."""
+
     doc: DocRow
+    hit: Hit
     first: int  # ordinals covered, inclusive
     last: int
-    hit: Hit
+    start: int  # character span covered
+    end: int
+    relevance: float
+
+    @classmethod
+    def of(cls, doc: DocRow, hit: Hit) -> "_Group":
+        c = hit.chunk
+        return cls(doc, hit, c.ordinal, c.ordinal, c.start, c.end, hit.relevance)
+
+    def absorb(self, other: "_Group") -> None:
+        self.first, self.last = min(self.first, other.first), max(self.last, other.last)
+        self.start, self.end = min(self.start, other.start), max(self.end, other.end)
+        self.relevance = max(self.relevance, other.relevance)
 
 
 class Retriever:
@@ -148,43 +164,53 @@ class Retriever:
             if len(groups) == k:
                 break
             self._place(hit, docs[hit.chunk.doc_id], groups, k)
-        return [g.hit for g in groups]
+        return [self._passage(g) for g in groups]
 
     def _place(self, hit: Hit, doc: DocRow, groups: list[_Group], cap: int) -> bool:
         """Merge `hit` into a neighbouring passage of its article or start a passage; False when
         the article already has `cap` passages."""
         mine = [g for g in groups if g.doc.id == doc.id]
-        near = next((g for g in mine if g.first - 1 <= hit.chunk.ordinal <= g.last + 1), None)
+        new = _Group.of(doc, hit)
+        near = next((g for g in mine if _touch(g, new)), None)
         if near is not None:
-            if max(near.last, hit.chunk.ordinal) - min(near.first, hit.chunk.ordinal) < MAX_MERGED_CHUNKS:
-                self._merge(near, hit)
-                self._coalesce(near, mine, groups)
+            if _fits(near, new):
+                near.absorb(new)
+                _coalesce(near, mine, groups)
             return True
         if len(mine) >= cap:
             return False
-        groups.append(_Group(doc, hit.chunk.ordinal, hit.chunk.ordinal, hit))
+        groups.append(new)
         return True
 
-    def _coalesce(self, grown: _Group, mine: list[_Group], groups: list[_Group]) -> None:
-        """A passage that grew to border another of its article becomes one with it (if the two
-        stay within MAX_MERGED_CHUNKS), kept at the better-ranked one's place."""
-        for other in mine:
-            if other is grown or other.first - 1 > grown.last or grown.first - 1 > other.last:
-                continue
-            if max(other.last, grown.last) - min(other.first, grown.first) < MAX_MERGED_CHUNKS:
-                keep, gone = sorted((grown, other), key=groups.index)
-                self._merge(keep, gone.hit)
-                groups.remove(gone)
-                return
+    def _passage(self, group: _Group) -> Hit:
+        """The group's hit, its chunk widened to the merged span (text read once, here)."""
+        c = group.hit.chunk
+        if (group.start, group.end) == (c.start, c.end):
+            return group.hit
+        text = self.index.store.span(c.doc_id, group.start, group.end)
+        merged = ChunkRow(c.vid, c.doc_id, group.first, group.start, group.end, text, group.last)
+        return Hit(merged, group.hit.score, group.relevance)
 
-    def _merge(self, group: _Group, hit: Hit) -> None:
-        a, b = group.hit.chunk, hit.chunk
-        start, end = min(a.start, b.start), max(a.end, b.end)
-        b_last = b.ordinal if b.last_ordinal is None else b.last_ordinal
-        group.first, group.last = min(group.first, b.ordinal), max(group.last, b_last)
-        text = self.index.store.span(a.doc_id, start, end)
-        merged = ChunkRow(a.vid, a.doc_id, group.first, start, end, text, group.last)
-        group.hit = Hit(merged, group.hit.score, max(group.hit.relevance, hit.relevance))
+
+def _touch(a: _Group, b: _Group) -> bool:
+    """Do two passages of one article border or overlap?"""
+    return a.first - 1 <= b.last and b.first - 1 <= a.last
+
+
+def _fits(a: _Group, b: _Group) -> bool:
+    """Would the two, joined, stay within MAX_MERGED_CHUNKS?"""
+    return max(a.last, b.last) - min(a.first, b.first) < MAX_MERGED_CHUNKS
+
+
+def _coalesce(grown: _Group, mine: list[_Group], groups: list[_Group]) -> None:
+    """A passage that grew to border another of its article becomes one with it (if the two stay
+    within MAX_MERGED_CHUNKS), kept at the better-ranked one's place."""
+    for other in mine:
+        if other is not grown and _touch(grown, other) and _fits(grown, other):
+            keep, gone = sorted((grown, other), key=groups.index)
+            keep.absorb(gone)
+            groups.remove(gone)
+            return
 
 
 def _prefer_recent(ranked: list[tuple[ChunkRow, float]], docs: dict[str, DocRow], weight: float) -> list[tuple[ChunkRow, float]]:
