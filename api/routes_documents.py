@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from rag.config import Settings
-from rag.documents import (
+from rag.ingestion.documents import (
     MAX_ID_CHARS,
     SUPPORTED_SUFFIXES,
     Document,
@@ -33,7 +33,7 @@ from rag.documents import (
     document_from_text,
     validate_doc_id,
 )
-from rag.ingest import IngestReport
+from rag.ingestion.pipeline import IngestReport
 from rag.schema import ErrorOut
 from rag.service import Service
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
-from rag.generate import Delta, Retrieved
+from rag.answering.drafting import Delta, Retrieved
 from rag.schema import Query, QueryResponse
 from rag.service import Service
 

@@ -24,7 +24,7 @@ from eval import metrics as m
 from eval.harness import load_gold
 from eval.serving import LOOPBACK, free_port, stop, wait_until_up
 from rag.config import Settings
-from rag.documents import Document, load_path
+from rag.ingestion.documents import Document, load_path
 from rag.service import Service
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ def corpus(n_docs: int) -> list[Document]:
 
 def chunk_texts(service: Service, docs: list[Document]) -> list[str]:
     """The texts `service` embeds for `docs`: each chunk under its article's title."""
-    from rag.chunking import context_text
+    from rag.text import context_text
 
     return [context_text(d.title, c.text) for d in docs for c in service.chunker.split(d.id, d.text)]
 

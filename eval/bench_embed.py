@@ -182,8 +182,8 @@ def main() -> None:
 
     from sentence_transformers import SentenceTransformer
 
-    from rag.embedding_onnx import OnnxEmbedder, _session
-    from rag.embedding_torch import TorchEmbedder
+    from rag.embedding.onnx_backend import OnnxEmbedder, _session
+    from rag.embedding.torch_backend import TorchEmbedder
 
     run_started = time.perf_counter()
     watch = CpuWatch()

@@ -21,8 +21,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from rag import vectors
-from rag.vectors import IndexPolicy
+from rag.storage import vectors
+from rag.storage.vectors import IndexPolicy
 
 DIM = 384
 

@@ -23,7 +23,7 @@ from eval import metrics as m
 from eval.bench import chunk_texts, corpus, print_figures
 from eval.realtimeqa import QUESTIONS, load_questions
 from rag.config import Settings
-from rag.embedding import resolve_model_path
+from rag.embedding.base import resolve_model_path
 from rag.schema import Query
 from rag.service import Service
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.config import GeneratorKind, RetrievalMode, Settings
-from rag.embedding import Embedder
+from rag.embedding.base import Embedder
 from rag.schema import Query, QueryResponse
 from rag.service import Service
 

@@ -38,7 +38,7 @@ def ensure_ingested(service: Service, corpus: Path, on_progress=None) -> float |
         stored = service.index.store.meta("benchmark_ingest_seconds")
         return None if stored is None else float(stored)
     report = service.ingest_paths([corpus], on_progress=on_progress)
-    from rag.store import Store
+    from rag.storage.store import Store
 
     conn = service.index.store.connect()
     Store.set_meta(conn, "benchmark_corpus", str(corpus.resolve()))

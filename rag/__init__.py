@@ -1,7 +1,20 @@
-"""Retrieval-augmented question answering over news articles, with exact citations."""
+"""Retrieval-augmented question answering over news articles, with exact citations.
+
+The packages, lowest first (each imports only those before it; `tests/test_layers.py` checks):
+
+- foundation: `config` (settings and enums), `text` (words, stems, sentences), `schema` (the JSON
+  contract of `POST /query` and `rag ask --json`);
+- `ingestion.documents`, `ingestion.chunking`, `ingestion.dedup`: reading and splitting articles;
+- `embedding`: text to vectors;
+- `storage`: the SQLite store, FAISS vectors and word index, committed atomically;
+- `ingestion.pipeline`: load -> chunk -> embed -> commit;
+- `retrieval`: passages for a question;
+- `answering`: the cited answer or a refusal;
+- `service`: the one object the shells use; `cli` (and the `api` package beside `rag`) are shells.
+"""
 
 from .config import EmbedBackend, RetrievalMode, Settings, get_settings
-from .documents import Document, DocumentError, load_path
+from .ingestion.documents import Document, DocumentError, load_path
 from .schema import AnswerOut, DocumentOut, DocumentSummary, Health, Passage, Query, QueryResponse
 
 __all__ = [

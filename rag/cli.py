@@ -11,9 +11,9 @@ import typer
 from pydantic import ValidationError
 
 from .config import Settings
-from .documents import DocumentError
-from .embedding import EmbeddingError
-from .index import IndexError_
+from .ingestion.documents import DocumentError
+from .embedding.base import EmbeddingError
+from .storage.index import IndexError_
 from .schema import Query, QueryResponse
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Question answering over news articles.")
@@ -58,7 +58,7 @@ def ingest(
     rebuild: Annotated[bool, typer.Option(help="Re-chunk and re-embed every stored document too.")] = False,
 ) -> None:
     """Add or update documents; unchanged ones are skipped."""
-    from .documents import load_path
+    from .ingestion.documents import load_path
 
     service = open_service(rebuild=rebuild, seed=False)
     try:
@@ -126,7 +126,7 @@ def ask(
 
 def _stream_printer(json_out: bool):  # type: ignore[no-untyped-def]
     """Prints the draft as it arrives: plain pieces, or with --json one event object a line."""
-    from .generate import Delta, Retrieved
+    from .answering.drafting import Delta, Retrieved
 
     def on_event(event: Retrieved | Delta) -> None:
         if json_out:
@@ -274,7 +274,7 @@ def stats() -> None:
 
 
 def describe_vectors(service) -> str:  # type: ignore[no-untyped-def]
-    from . import vectors
+    from .storage import vectors
 
     d = vectors.describe(service.index.snapshot().faiss_index)
     return "flat (exact)" if d["type"] == "flat" else f"IVF, {d['nlist']} cells, {d['nprobe']} probed"

@@ -29,7 +29,7 @@ class EmbedBackend(str, Enum):
 
 
 class IndexKind(str, Enum):
-    """The vector structure (rag/vectors.py): picked by size (`auto`), or forced."""
+    """The vector structure (rag/storage/vectors.py): picked by size (`auto`), or forced."""
 
     auto = "auto"
     flat = "flat"
@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     # the lowest answerable one 0.25; 0.20 sits in the middle of that gap.
     min_relevance: float = 0.20
     answer_sentences: int = Field(3, ge=1, le=10)
-    # --- vector index structure (rag/vectors.py, IndexPolicy) -----------------------------------
+    # --- vector index structure (rag/storage/vectors.py, IndexPolicy) -----------------------------------
     index_type: IndexKind = IndexKind.auto
     ivf_above: int = Field(IVF_ABOVE, ge=1)
     ivf_nlist: int | None = Field(None, ge=1)
@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     # A .jsonl.gz upload may expand to at most this many bytes (a gzip bomb stops here).
     max_upload_expanded_bytes: int = Field(200 * 1024 * 1024, ge=1024)
     max_docs_per_upload: int = Field(10_000, ge=1)
-    # --- drafted answers (rag/generate.py) -------------------------------------------------------
+    # --- drafted answers (rag/answering/drafting.py) -------------------------------------------------------
     generator: GeneratorKind = GeneratorKind.extractive
     # An OpenAI-compatible server, with or without the trailing /v1 (`/v1/chat/completions` is used).
     llm_base_url: str = "http://127.0.0.1:8080/v1"

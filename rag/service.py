@@ -7,19 +7,14 @@ import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .chunking import Chunker
+from .answering import Delta, Retrieved, draft, extractive_from, pick_generator
 from .config import RetrievalMode, Settings
-from .documents import Document, load_path
 from .embedding import Embedder, load_embedder
-from .generate import Delta, Retrieved, draft, extractive_from, pick_generator
-from .index import Index, Manifest
-from .ingest import IngestReport, Ingestor, ProgressFn
-from .rerank import load_reranker
-from .retrieval import Hit, Retriever
+from .ingestion import Chunker, Document, load_path
+from .ingestion.pipeline import IngestReport, Ingestor, ProgressFn
+from .retrieval import Hit, Retriever, load_reranker
 from .schema import DocumentOut, DocumentSummary, Health, Passage, Query, QueryResponse
-from .store import DocRow, Filters, Store
-from .vectors import IndexPolicy
-
+from .storage import DocRow, Filters, Index, IndexPolicy, Manifest, Store
 
 class Service:
     def __init__(self, settings: Settings, embedder: Embedder | None = None, rebuild: bool = False) -> None:
@@ -41,7 +36,7 @@ class Service:
     def ask(
         self, query: Query, mode: RetrievalMode | None = None, on_event: Callable[[Retrieved | Delta], None] | None = None
     ) -> QueryResponse:
-        """Passages and a verified answer (rag/generate.py). `on_event`, for streaming, gets the
+        """Passages and a verified answer (rag/answering/drafting.py). `on_event`, for streaming, gets the
         passages first, then each piece of the draft as it is generated."""
         filters = Filters(
             source=query.source,

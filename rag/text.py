@@ -88,3 +88,15 @@ def _append(out: list[Sentence], text: str, start: int, end: int) -> None:
     if stripped:
         s = start + (len(piece) - len(piece.lstrip()))
         out.append(Sentence(s, s + len(stripped), stripped))
+
+# Titles are prepended to what is embedded and word-indexed (never to the stored passage text):
+# "Kursk foothold" alone says little; under its headline it says which story it belongs to.
+# Capped so title + chunk stays inside the model window.
+TITLE_MAX_CHARS = 160
+
+
+def context_text(title: str | None, chunk_text: str) -> str:
+    """What is embedded and word-indexed for a chunk: its article's title, then the chunk."""
+    if not title or chunk_text.startswith(title):
+        return chunk_text
+    return f"{title[:TITLE_MAX_CHARS]}\n{chunk_text}"

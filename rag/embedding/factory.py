@@ -1,0 +1,28 @@
+"""Pick the embedding backend named in settings; backends load only when picked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import DEFAULT_EMBED_MODEL, EmbedBackend
+from .base import Embedder, EmbeddingError
+
+
+def load_embedder(
+    name: str = DEFAULT_EMBED_MODEL,
+    backend: "EmbedBackend | str" = "onnx",
+    cache_dir: Path | None = None,
+) -> Embedder:
+    """The one embedding model of the process, for the chosen backend."""
+    try:
+        backend = EmbedBackend(backend)
+    except ValueError:
+        valid = ", ".join(b.value for b in EmbedBackend)
+        raise EmbeddingError(f"unknown embedding backend {backend!r}; valid: {valid}") from None
+    if backend is EmbedBackend.onnx:
+        from .onnx_backend import OnnxEmbedder
+
+        return OnnxEmbedder(name, cache_dir=cache_dir)
+    from .torch_backend import TorchEmbedder
+
+    return TorchEmbedder(name)

@@ -1,0 +1,19 @@
+"""Ingestion: reads articles (`documents`), splits them into cited chunks (`chunking`), finds
+near-duplicate wire copies (`dedup`), and runs load -> chunk -> embed -> commit (`pipeline`).
+
+The loaders and the chunker import only the foundation (`config`, `text`); `pipeline` also
+imports `rag.embedding` and `rag.storage`, and is imported lazily so loading a file stays light.
+"""
+
+from .chunking import Chunk, Chunker
+from .documents import Document, DocumentError, load_path
+
+__all__ = ["Chunk", "Chunker", "Document", "DocumentError", "IngestReport", "Ingestor", "load_path"]
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    if name in ("Ingestor", "IngestReport"):
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(name)

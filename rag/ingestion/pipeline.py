@@ -1,0 +1,180 @@
+"""load -> chunk -> embed -> commit, idempotent by content hash."""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import dedup
+from ..text import context_text
+from .chunking import Chunk, Chunker
+from .documents import Document
+from ..embedding.base import Embedder
+from ..storage.index import Batch, Index, PendingDoc
+from ..storage.store import ChunkRow, DocRow
+
+ProgressFn = Callable[[int], None]  # called with the number of documents processed so far
+
+# Commit at least this many chunks at a time, and at least a quarter of the index, so the
+# FAISS file is rewritten O(log n) times over a large ingest rather than once per document.
+MIN_COMMIT_CHUNKS = 2048
+ENCODE_SLICE = 256  # chunks per encode call: progress granularity and bounded peak memory
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    chunk_counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def chunks(self) -> int:
+        return sum(self.chunk_counts.values())
+
+
+@dataclass
+class _Staged:
+    docs: dict[str, tuple[Document, list[Chunk]]] = field(default_factory=dict)
+
+    def put(self, doc: Document, chunks: list[Chunk]) -> None:
+        self.docs.pop(doc.id, None)  # the same id twice in one input: the later one wins
+        self.docs[doc.id] = (doc, chunks)
+
+    @property
+    def chunks(self) -> int:
+        return sum(len(c) for _, c in self.docs.values())
+
+
+class Ingestor:
+    def __init__(self, index: Index, embedder: Embedder, chunker: Chunker, batch_size: int = 64) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.chunker = chunker
+        self.batch_size = batch_size
+        self._dups: dedup.DuplicateFinder | None = None
+
+    def ingest(
+        self, docs: Iterable[Document], rebuild: bool = False, on_progress: ProgressFn | None = None
+    ) -> IngestReport:
+        """Add new documents, replace changed ones, skip unchanged ones.
+
+        With `rebuild`, every stored document is re-chunked and re-embedded too, and all of it is
+        committed at once, so a crash mid-rebuild leaves the old index whole.
+        """
+        t0 = time.perf_counter()
+        report = IngestReport()
+        progress = _Progress(on_progress)
+        with self.index.writer():
+            known = self.index.store.hashes()
+            staged = _Staged()
+            if rebuild:
+                for row, text in self.index.store.all_documents_text():
+                    doc = Document(row.id, text, row.title, row.source, row.published)
+                    staged.put(doc, self.chunker.split(doc.id, doc.text))
+            for doc in docs:
+                if not rebuild and known.get(doc.id) == doc.content_hash and doc.id not in staged.docs:
+                    report.unchanged.append(doc.id)
+                    progress.skip()
+                    continue
+                if doc.id not in report.added and doc.id not in report.replaced:
+                    (report.replaced if doc.id in known else report.added).append(doc.id)
+                staged.put(doc, self.chunker.split(doc.id, doc.text))
+                if not rebuild and staged.chunks >= self._commit_size():
+                    self._flush(staged, report, progress)
+            if staged.docs or rebuild:
+                self._flush(staged, report, progress, fresh=rebuild)
+            else:  # nothing new: an empty commit still brings the index's structures up to date
+                self.index.commit(Batch())
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def delete(self, doc_ids: list[str]) -> list[str]:
+        """Remove documents and their chunks everywhere; returns the ids that existed."""
+        with self.index.writer():
+            known = self.index.store.hashes()
+            found = [d for d in dict.fromkeys(doc_ids) if d in known]
+            self.index.commit(Batch(deletes=found))
+            for d in found:
+                self._finder().remove(d)
+        return found
+
+    def _commit_size(self) -> int:
+        return max(MIN_COMMIT_CHUNKS, self.index.snapshot().faiss_index.ntotal // 4)
+
+    def _flush(self, staged: _Staged, report: IngestReport, progress: "_Progress", fresh: bool = False) -> None:
+        items = list(staged.docs.values())
+        staged.docs.clear()
+        texts = [context_text(doc.title, c.text) for doc, chunks in items for c in chunks]
+        ends = np.cumsum([len(chunks) for _, chunks in items]).tolist()
+        vecs = self._encode(texts, lambda done: progress.encoded(bisect.bisect_right(ends, done)))
+        vids = self.index.reserve_vids(len(texts))
+        finder = self._finder(fresh)
+        batch = Batch()
+        offset = 0
+        stories: dict[str, str] = {}
+        for doc, chunks in items:
+            rows = [ChunkRow(vids[offset + i], c.doc_id, c.ordinal, c.start, c.end, c.text) for i, c in enumerate(chunks)]
+            sig = dedup.signature(doc.text)
+            dup_of = self._story_of(finder.match(doc.id, sig), stories)
+            finder.add(doc.id, sig)
+            stories[doc.id] = dup_of or doc.id
+            row = DocRow(doc.id, doc.title, doc.source, doc.published, doc.content_hash, len(rows), dup_of)
+            batch.upserts.append(PendingDoc(row, doc.text, rows, vecs[offset : offset + len(rows)], sig.tobytes()))
+            report.chunk_counts[doc.id] = len(rows)
+            offset += len(rows)
+        try:
+            self.index.commit(batch, fresh=fresh)
+        except BaseException:
+            self._dups = None  # the finder saw uncommitted articles: rebuild it from the store
+            raise
+        progress.committed(len(items))
+
+    def _finder(self, fresh: bool = False) -> dedup.DuplicateFinder:
+        if fresh or self._dups is None:
+            stored = {} if fresh else self.index.store.signatures()
+            self._dups = dedup.DuplicateFinder({k: np.frombuffer(v, dtype=np.uint64) for k, v in stored.items()})
+        return self._dups
+
+    def _story_of(self, match: str | None, batch_stories: dict[str, str]) -> str | None:
+        if match is None:
+            return None
+        if match in batch_stories:
+            return batch_stories[match]
+        row = self.index.store.documents_by_id([match]).get(match)
+        return row.story if row else match
+
+    def _encode(self, texts: list[str], on_slice: Callable[[int], None]) -> np.ndarray:
+        parts = [np.zeros((0, self.index.manifest.dim), np.float32)]
+        for i in range(0, len(texts), ENCODE_SLICE):
+            parts.append(self.embedder.encode(texts[i : i + ENCODE_SLICE], batch_size=self.batch_size))
+            on_slice(min(i + ENCODE_SLICE, len(texts)))
+        return np.vstack(parts)
+
+
+class _Progress:
+    """Documents done = skipped + committed + fully encoded in the batch in flight."""
+
+    def __init__(self, fn: ProgressFn | None) -> None:
+        self.fn = fn
+        self.done = 0
+
+    def skip(self) -> None:
+        self.done += 1
+        self._emit(self.done)
+
+    def encoded(self, docs_in_batch: int) -> None:
+        self._emit(self.done + docs_in_batch)
+
+    def committed(self, n: int) -> None:
+        self.done += n
+        self._emit(self.done)
+
+    def _emit(self, n: int) -> None:
+        if self.fn:
+            self.fn(n)

@@ -1,0 +1,306 @@
+"""The chunk store: documents, chunk texts and offsets, and an FTS5 word index, in SQLite.
+
+SQLite's transaction is the commit point of the whole index: it records which FAISS file
+(generation) matches its rows, so a crash at any moment leaves a consistent last-good index.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..text import context_text
+
+_DATE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})")
+
+
+def iso_day(published: str | None) -> str | None:
+    """'2022/06/12', '2022-06-12T10:00Z' -> '2022-06-12'; None when no date can be read."""
+    m = _DATE.search(published or "")
+    if not m:
+        return None
+    y, mo, d = (int(g) for g in m.groups())
+    return f"{y:04d}-{mo:02d}-{d:02d}" if 1 <= mo <= 12 and 1 <= d <= 31 else None
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY, title TEXT, source TEXT, published TEXT, text TEXT NOT NULL,
+    content_hash TEXT NOT NULL, chunk_count INTEGER NOT NULL,
+    published_day TEXT,  -- ISO YYYY-MM-DD parsed from `published`, NULL when undated
+    dup_of TEXT          -- the earlier article this one repeats (near-duplicate), else NULL
+);
+CREATE INDEX IF NOT EXISTS documents_dup ON documents(dup_of);
+CREATE TABLE IF NOT EXISTS signatures (doc_id TEXT PRIMARY KEY, sig BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    vid INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ordinal);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    body, tokenize='porter unicode61 remove_diacritics 2'
+);
+"""
+
+
+@dataclass(frozen=True)
+class DocRow:
+    id: str
+    title: str | None
+    source: str | None
+    published: str | None
+    content_hash: str
+    chunk_count: int
+    dup_of: str | None = None
+
+    @property
+    def story(self) -> str:
+        """Near-duplicates share a story key: the first article's id."""
+        return self.dup_of or self.id
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Metadata limits on a search. Undated articles pass date limits unless `include_undated`
+    is false: an article whose date is unknown cannot be ruled out, so it is never silently
+    dropped."""
+
+    source: str | None = None  # prefix of the article's source (a folder, a site)
+    doc_ids: tuple[str, ...] | None = None
+    published_after: str | None = None  # ISO date, inclusive
+    published_before: str | None = None  # ISO date, inclusive
+    include_undated: bool = True
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.source, self.doc_ids, self.published_after, self.published_before))
+
+    def sql(self) -> tuple[str, list]:
+        """A WHERE clause over `documents d` and its parameters."""
+        where, params = [], []
+        if self.source is not None:
+            where.append("substr(d.source, 1, length(?)) = ?")
+            params += [self.source, self.source]
+        if self.doc_ids is not None:
+            where.append(f"d.id IN ({','.join('?' * len(self.doc_ids))})")
+            params += list(self.doc_ids)
+        for op, value in ((">=", self.published_after), ("<=", self.published_before)):
+            if value is not None:
+                undated = " OR d.published_day IS NULL" if self.include_undated else ""
+                where.append(f"(d.published_day {op} ?{undated})")
+                params.append(value)
+        return (" AND ".join(where) or "1"), params
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    vid: int
+    doc_id: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+    last_ordinal: int | None = None  # set when neighbouring chunks were merged into this span
+
+    @property
+    def chunk_id(self) -> str:
+        last = self.last_ordinal
+        return f"{self.doc_id}#{self.ordinal}" if last in (None, self.ordinal) else f"{self.doc_id}#{self.ordinal}-{last}"
+
+
+DOC_COLS = "id, title, source, published, content_hash, chunk_count, dup_of"
+
+
+class Store:
+    """Thread-safe access: one connection per thread, WAL so readers never wait for the writer."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        with self.connect() as conn:
+            conn.executescript(SCHEMA)
+
+    def connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # --- reads -------------------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        row = self.connect().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def generation(self) -> int:
+        return int(self.meta("generation") or 0)
+
+    def counts(self) -> tuple[int, int]:
+        conn = self.connect()
+        docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return int(docs), int(chunks)
+
+    def documents(self) -> list[DocRow]:
+        rows = self.connect().execute(
+            f"SELECT {DOC_COLS} FROM documents ORDER BY id"
+        )
+        return [DocRow(*r) for r in rows]
+
+    def document(self, doc_id: str) -> tuple[DocRow, str] | None:
+        r = self.connect().execute(
+            f"SELECT {DOC_COLS}, text FROM documents WHERE id=?",
+            (doc_id,),
+        ).fetchone()
+        return None if r is None else (DocRow(*tuple(r)[:7]), r[7])
+
+    def documents_by_id(self, ids: Iterable[str]) -> dict[str, DocRow]:
+        ids = list(set(ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.connect().execute(
+            f"SELECT {DOC_COLS} FROM documents WHERE id IN ({marks})",
+            ids,
+        )
+        return {r[0]: DocRow(*r) for r in rows}
+
+    def hashes(self) -> dict[str, str]:
+        return dict(self.connect().execute("SELECT id, content_hash FROM documents").fetchall())
+
+    def chunks_by_vid(self, vids: list[int]) -> dict[int, ChunkRow]:
+        if not vids:
+            return {}
+        marks = ",".join("?" * len(vids))
+        rows = self.connect().execute(
+            f'SELECT vid, doc_id, ordinal, start, "end", text FROM chunks WHERE vid IN ({marks})', vids
+        )
+        return {r[0]: ChunkRow(*r) for r in rows}
+
+    def chunk_vids(self, doc_id: str) -> list[int]:
+        rows = self.connect().execute("SELECT vid FROM chunks WHERE doc_id=?", (doc_id,))
+        return [r[0] for r in rows]
+
+    def all_documents_text(self) -> Iterable[tuple[DocRow, str]]:
+        rows = self.connect().execute(
+            f"SELECT {DOC_COLS}, text FROM documents ORDER BY id"
+        )
+        for r in rows:
+            yield DocRow(*tuple(r)[:7]), r[7]
+
+    def lexical(
+        self, match: str, k: int, filters: Filters | None = None, after_vid: int | None = None
+    ) -> list[tuple[int, float]]:
+        """(vid, score) by FTS5's BM25, best first; scores negated so higher is better.
+        `after_vid`: only chunks added after that row id (those a bm25s base does not hold)."""
+        if after_vid is not None:
+            rows = self.connect().execute(
+                "SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid > ? "
+                "ORDER BY s LIMIT ?",
+                (match, after_vid, k),
+            )
+        elif filters:
+            where, params = filters.sql()
+            rows = self.connect().execute(
+                "SELECT f.rowid, bm25(chunks_fts) AS s FROM chunks_fts f JOIN chunks c ON c.vid = f.rowid "
+                f"JOIN documents d ON d.id = c.doc_id WHERE chunks_fts MATCH ? AND {where} ORDER BY s LIMIT ?",
+                [match, *params, k],
+            )
+        else:
+            rows = self.connect().execute(
+                "SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY s LIMIT ?",
+                (match, k),
+            )
+        return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def term_frequency(self, word: str) -> int:
+        """How many chunks contain `word` (FTS5 applies its own stemming, as in search)."""
+        match = '"' + word.replace('"', '""') + '"'
+        row = self.connect().execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (match,)).fetchone()
+        return int(row[0])
+
+    def filtered_vids(self, filters: Filters) -> list[int]:
+        where, params = filters.sql()
+        rows = self.connect().execute(f"SELECT c.vid FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", params)
+        return [r[0] for r in rows]
+
+    def story_members(self, stories: Iterable[str]) -> dict[str, list[str]]:
+        """Every stored article of each story (the first article and its near-duplicates)."""
+        stories = list(set(stories))
+        if not stories:
+            return {}
+        marks = ",".join("?" * len(stories))
+        rows = self.connect().execute(
+            f"SELECT id, coalesce(dup_of, id) FROM documents WHERE id IN ({marks}) OR dup_of IN ({marks}) ORDER BY id",
+            stories + stories,
+        )
+        out: dict[str, list[str]] = {}
+        for doc_id, story in rows:
+            out.setdefault(story, []).append(doc_id)
+        return out
+
+    def span(self, doc_id: str, start: int, end: int) -> str:
+        """document.text[start:end], read without loading the whole article."""
+        row = self.connect().execute("SELECT substr(text, ?, ?) FROM documents WHERE id=?", (start + 1, end - start, doc_id)).fetchone()
+        return "" if row is None else row[0]
+
+    def signatures(self) -> dict[str, bytes]:
+        return dict(self.connect().execute("SELECT doc_id, sig FROM signatures").fetchall())
+
+    # --- writes (call inside `transaction`) --------------------------------------------------
+    def next_vid(self, conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='chunks'").fetchone()
+        return (row[0] if row else 0) + 1
+
+    @staticmethod
+    def delete_document(conn: sqlite3.Connection, doc_id: str) -> list[int]:
+        rows = conn.execute("SELECT vid FROM chunks WHERE doc_id=?", (doc_id,)).fetchall()
+        conn.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(r[0],) for r in rows])
+        conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+        conn.execute("DELETE FROM documents WHERE id=?", (doc_id,))
+        conn.execute("DELETE FROM signatures WHERE doc_id=?", (doc_id,))
+        return [r[0] for r in rows]
+
+    @staticmethod
+    def delete_all(conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM chunks_fts")
+        conn.execute("DELETE FROM chunks")
+        conn.execute("DELETE FROM documents")
+        conn.execute("DELETE FROM signatures")
+
+    @staticmethod
+    def insert_document(
+        conn: sqlite3.Connection, doc: DocRow, text: str, chunks: list[ChunkRow], sig: bytes | None = None
+    ) -> None:
+        conn.execute(
+            "INSERT INTO documents(id, title, source, published, text, content_hash, chunk_count, published_day, dup_of)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            (doc.id, doc.title, doc.source, doc.published, text, doc.content_hash, doc.chunk_count,
+             iso_day(doc.published), doc.dup_of),
+        )
+        if sig is not None:
+            conn.execute("INSERT INTO signatures(doc_id, sig) VALUES (?, ?)", (doc.id, sig))
+        conn.executemany(
+            'INSERT INTO chunks(vid, doc_id, ordinal, start, "end", text) VALUES (?,?,?,?,?,?)',
+            [(c.vid, c.doc_id, c.ordinal, c.start, c.end, c.text) for c in chunks],
+        )
+        conn.executemany(
+            "INSERT INTO chunks_fts(rowid, body) VALUES (?, ?)",
+            [(c.vid, context_text(doc.title, c.text)) for c in chunks],
+        )
+
+    @staticmethod
+    def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+        conn.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
