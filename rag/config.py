@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     seeds_dir: Path = Path("seeds")
     embed_model: str = DEFAULT_EMBED_MODEL
     # ONNX int8: same seeds metrics as torch (hit@1, hit@5 equal; MRR 0.881 vs 0.883), ~3x faster to
-    # encode, and a query path without torch (README, "Measured figures").
+    # encode, and a query path without torch (docs/benchmarks.md).
     embed_backend: EmbedBackend = EmbedBackend.onnx
     # Exported/quantised model files live here (never in the home directory).
     cache_dir: Path = Path(".cache")
@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     reranker_model: str | None = None
     # How many fused candidates the reranker re-reads (its cost grows with this).
     rerank_candidates: int = Field(20, ge=1, le=200)
-    # Calibrated on the seeds gold set (README, "Refusing"): the far-off questions score <= 0.16,
+    # Calibrated on the seeds gold set (docs/design.md, "Refusing"): the far-off questions score <= 0.16,
     # the lowest answerable one 0.25; 0.20 sits in the middle of that gap.
     min_relevance: float = 0.20
     answer_sentences: int = Field(3, ge=1, le=10)

@@ -1,6 +1,6 @@
 """The harness end to end on the seeds, and the floors CI holds it to.
 
-Floors sit just under the figures measured when they were set (README, "Measured"), so a
+Floors sit just under the figures measured when they were set (docs/benchmarks.md), so a
 retrieval or answer regression fails CI.
 """
 
