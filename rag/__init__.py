@@ -2,8 +2,8 @@
 
 The packages, lowest first (each imports only those before it; `tests/test_layers.py` checks):
 
-- foundation: `config` (settings and enums), `text` (words, stems, sentences), `schema` (the JSON
-  contract of `POST /query` and `rag ask --json`);
+- foundation: `config` (settings and enums), `text` (words, stems, sentences), `dates` (publication
+  dates read and normalised to UTC), `schema` (the JSON contract of `POST /query` and `rag ask --json`);
 - `ingestion.documents`, `ingestion.chunking`, `ingestion.dedup`: reading and splitting articles;
 - `embedding`: text to vectors;
 - `storage`: the SQLite store, FAISS vectors and word index, committed atomically;

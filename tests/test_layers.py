@@ -12,13 +12,14 @@ RAG = Path(__file__).resolve().parents[1] / "rag"
 ALLOWED: dict[str, set[str]] = {
     "config": set(),
     "text": set(),
-    "schema": {"config"},
-    "ingestion": {"config", "text"},
+    "dates": {"config"},
+    "schema": {"config", "dates"},
+    "ingestion": {"config", "text", "dates"},
     "embedding": {"config"},
-    "storage": {"config", "text"},
-    "ingestion.pipeline": {"config", "text", "ingestion", "embedding", "storage"},
-    "retrieval": {"config", "text", "schema", "embedding", "storage"},
-    "answering": {"config", "text", "schema", "retrieval"},
+    "storage": {"config", "text", "dates"},
+    "ingestion.pipeline": {"config", "text", "dates", "ingestion", "embedding", "storage"},
+    "retrieval": {"config", "text", "dates", "schema", "embedding", "storage"},
+    "answering": {"config", "text", "dates", "schema", "retrieval"},
 }
 
 
