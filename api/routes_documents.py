@@ -270,7 +270,7 @@ def _size_of(fh: IO[bytes]) -> int:
 
 def _ingest_out(service: Service, docs: list[Document], report: IngestReport) -> IngestOut:
     counts = dict(report.chunk_counts)
-    missing = [d for d in dict.fromkeys(report.unchanged) if d not in counts]
+    missing = [d for d in dict.fromkeys(report.unchanged + report.metadata_only) if d not in counts]
     for i in range(0, len(missing), 500):  # stay far below SQLite's limit on bound parameters
         rows = service.index.store.documents_by_id(missing[i : i + 500])
         counts.update({k: row.chunk_count for k, row in rows.items()})

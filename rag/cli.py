@@ -67,7 +67,9 @@ def ingest(
     except KNOWN_ERRORS as exc:
         fail(str(exc))
     typer.echo(
-        f"{len(report.added)} added, {len(report.replaced)} replaced, {len(report.unchanged)} unchanged; "
+        f"{len(report.added)} added, {len(report.replaced)} replaced"
+        + (f" ({len(report.metadata_only)} of them only in source or date)" if report.metadata_only else "")
+        + f", {len(report.unchanged)} unchanged; "
         f"{report.chunks} chunks embedded in {report.seconds:.1f} s."
     )
 

@@ -1,7 +1,7 @@
 """Ingestion: reads articles (`documents`), splits them into cited chunks (`chunking`), finds
 near-duplicate wire copies (`dedup`), and runs load -> chunk -> embed -> commit (`pipeline`).
 
-The loaders and the chunker import only the foundation (`config`, `text`); `pipeline` also
+The loaders and the chunker import only the foundation (`config`, `text`, `dates`); `pipeline` also
 imports `rag.embedding` and `rag.storage`, and is imported lazily so loading a file stays light.
 """
 

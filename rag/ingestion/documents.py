@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import dates
+
 SUPPORTED_SUFFIXES = (".txt", ".md", ".jsonl", ".jsonl.gz")
 MAX_ID_CHARS = 200
 # A headline is a short first line without a closing full stop; longer lines are lede sentences.
@@ -99,12 +101,16 @@ def document_from_record(record: dict, where: str) -> Document:
     url = record.get("url") or record.get("source")
     doc_id = record.get("id") or hashlib.sha1((url or text).encode("utf-8")).hexdigest()[:16]
     published = record.get("published")
+    try:  # stored normalised (rag/dates.py): UTC, `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ`
+        published = dates.normalise(str(published)) if str(published or "").strip() else None
+    except dates.DateError as exc:
+        raise DocumentError(f"{where}: document {str(doc_id)!r}: `published` is an {exc}") from None
     return Document(
         id=str(doc_id),
         text=text,
         title=(record.get("title") or None),
         source=str(url) if url else None,
-        published=str(published) if published else None,
+        published=published,
     )
 
 

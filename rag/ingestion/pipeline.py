@@ -1,8 +1,14 @@
-"""load -> chunk -> embed -> commit, idempotent by content hash."""
+"""load -> chunk -> embed -> commit, idempotent by content hash.
+
+A document whose text and title are as stored but whose source or date changed is updated in
+place: its chunks, vectors and word index depend on neither, so nothing is re-chunked or
+re-embedded. A changed title changes what is embedded (`rag.text.context_text`): re-embedded.
+"""
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,7 +36,9 @@ class IngestReport:
     added: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-    chunk_counts: dict[str, int] = field(default_factory=dict)
+    # Of `replaced`: those whose source or date alone changed (updated in place, nothing embedded).
+    metadata_only: list[str] = field(default_factory=list)
+    chunk_counts: dict[str, int] = field(default_factory=dict)  # documents chunked and embedded
     seconds: float = 0.0
 
     @property
@@ -73,24 +81,33 @@ class Ingestor:
         with self.index.writer():
             known = self.index.store.hashes()
             staged = _Staged()
+            metadata: dict[str, DocRow] = {}  # id -> the stored row with its new source and date
             if rebuild:
                 for row, text in self.index.store.all_documents_text():
                     doc = Document(row.id, text, row.title, row.source, row.published)
                     staged.put(doc, self.chunker.split(doc.id, doc.text))
             for doc in docs:
-                if not rebuild and known.get(doc.id) == doc.content_hash and doc.id not in staged.docs:
+                fresh_in_input = doc.id not in staged.docs and doc.id not in metadata
+                if not rebuild and known.get(doc.id) == doc.content_hash and fresh_in_input:
                     report.unchanged.append(doc.id)
                     progress.skip()
                     continue
                 if doc.id not in report.added and doc.id not in report.replaced:
                     (report.replaced if doc.id in known else report.added).append(doc.id)
+                row = None if rebuild or doc.id in staged.docs else self._metadata_change(doc)
+                if row is not None:
+                    metadata[doc.id] = row
+                    progress.skip()
+                    continue
+                metadata.pop(doc.id, None)  # the same id again, now with another text: the later wins
                 staged.put(doc, self.chunker.split(doc.id, doc.text))
                 if not rebuild and staged.chunks >= self._commit_size():
                     self._flush(staged, report, progress)
+            report.metadata_only = list(metadata)
             if staged.docs or rebuild:
-                self._flush(staged, report, progress, fresh=rebuild)
-            else:  # nothing new: an empty commit still brings the index's structures up to date
-                self.index.commit(Batch())
+                self._flush(staged, report, progress, fresh=rebuild, metadata=list(metadata.values()))
+            else:  # an empty commit, too, brings the index's structures up to date
+                self.index.commit(Batch(metadata=list(metadata.values())))
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -104,10 +121,23 @@ class Ingestor:
                 self._finder().remove(d)
         return found
 
+    def _metadata_change(self, doc: Document) -> DocRow | None:
+        """The stored row with `doc`'s source, date and hash, when its text and title are as stored."""
+        found = self.index.store.document(doc.id)
+        if found is None:
+            return None
+        row, text = found
+        if text != doc.text or row.title != doc.title:
+            return None
+        return dataclasses.replace(row, source=doc.source, published=doc.published, content_hash=doc.content_hash)
+
     def _commit_size(self) -> int:
         return max(MIN_COMMIT_CHUNKS, self.index.snapshot().faiss_index.ntotal // 4)
 
-    def _flush(self, staged: _Staged, report: IngestReport, progress: "_Progress", fresh: bool = False) -> None:
+    def _flush(
+        self, staged: _Staged, report: IngestReport, progress: "_Progress", fresh: bool = False,
+        metadata: list[DocRow] | None = None,
+    ) -> None:
         items = list(staged.docs.values())
         staged.docs.clear()
         texts = [context_text(doc.title, c.text) for doc, chunks in items for c in chunks]
@@ -115,7 +145,7 @@ class Ingestor:
         vecs = self._encode(texts, lambda done: progress.encoded(bisect.bisect_right(ends, done)))
         vids = self.index.reserve_vids(len(texts))
         finder = self._finder(fresh)
-        batch = Batch()
+        batch = Batch(metadata=metadata or [])
         offset = 0
         stories: dict[str, str] = {}
         for doc, chunks in items:

@@ -2,7 +2,8 @@
 
 `store` holds documents, chunk texts and offsets and is the commit point; `vectors` the FAISS
 structures; `lexical` the word index; `index` ties them into one atomically committed index.
-May import only `rag.config` and `rag.text`: it knows nothing of models, retrieval or answers.
+May import only `rag.config`, `rag.text` and `rag.dates`: it knows nothing of models, retrieval or
+answers.
 """
 
 from .index import Batch, Index, IndexError_, IndexMismatch, Manifest, PendingDoc

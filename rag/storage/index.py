@@ -95,9 +95,11 @@ class Batch:
 
     upserts: list[PendingDoc] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
+    # Stored documents whose source, date or hash changed but whose text and title did not.
+    metadata: list[DocRow] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.upserts or self.deletes)
+        return bool(self.upserts or self.deletes or self.metadata)
 
 
 class Index:
@@ -219,7 +221,9 @@ class Index:
         the same transaction, so a crash mid-rebuild leaves the old index, not a mix.
         """
         old = self.snapshot()
-        if not batch and not fresh and vectors.fits(old.faiss_index, self.policy):
+        if not batch.upserts and not batch.deletes and not fresh and vectors.fits(old.faiss_index, self.policy):
+            if batch.metadata:  # rows only: vectors and words stay, so does the generation
+                self._commit_metadata(batch.metadata)
             self.lexical.maintain(self.store.connect())  # e.g. a word-index base of older scoring
             return old.generation
         conn = self.store.connect()
@@ -237,6 +241,8 @@ class Index:
                 self.store.insert_document(conn, pending.row, pending.text, pending.chunks, pending.signature)
                 ids = np.array([c.vid for c in pending.chunks], dtype=np.int64)
                 vectors.add(new_index, ids, pending.vectors)
+            for row in batch.metadata:
+                self.store.update_metadata(conn, row)
             new_index = vectors.conform(new_index, self.policy)
             manifest = self.manifest.model_copy(update={"vector_index": vectors.describe(new_index)})
             vectors.write_atomic(new_index, self._vector_path(new_gen))
@@ -255,6 +261,18 @@ class Index:
         # After the commit point: a crash here leaves an older base, which search handles.
         self.lexical.maintain(conn, force=fresh)
         return new_gen
+
+    def _commit_metadata(self, rows: list[DocRow]) -> None:
+        conn = self.store.connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for row in rows:
+                self.store.update_metadata(conn, row)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def reserve_vids(self, n: int) -> list[int]:
         """Fresh FAISS ids (never reused, so a stale snapshot cannot point at a new chunk)."""

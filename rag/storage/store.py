@@ -6,25 +6,21 @@ SQLite's transaction is the commit point of the whole index: it records which FA
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import dates
 from ..text import context_text
-
-_DATE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})")
 
 
 def iso_day(published: str | None) -> str | None:
-    """'2022/06/12', '2022-06-12T10:00Z' -> '2022-06-12'; None when no date can be read."""
-    m = _DATE.search(published or "")
-    if not m:
-        return None
-    y, mo, d = (int(g) for g in m.groups())
-    return f"{y:04d}-{mo:02d}-{d:02d}" if 1 <= mo <= 12 and 1 <= d <= 31 else None
+    """The UTC day of a stored `published` ('2022/06/12', '2022-06-12T23:30:00-05:00' -> '2022-06-13'),
+    read tolerantly (older indexes keep dates as their sources wrote them); None when undated."""
+    return dates.day(published)
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -35,6 +31,7 @@ CREATE TABLE IF NOT EXISTS documents (
     dup_of TEXT          -- the earlier article this one repeats (near-duplicate), else NULL
 );
 CREATE INDEX IF NOT EXISTS documents_dup ON documents(dup_of);
+CREATE INDEX IF NOT EXISTS documents_day ON documents(published_day);
 CREATE TABLE IF NOT EXISTS signatures (doc_id TEXT PRIMARY KEY, sig BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS chunks (
     vid INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
@@ -74,9 +71,17 @@ class Filters:
     published_after: str | None = None  # ISO date, inclusive
     published_before: str | None = None  # ISO date, inclusive
     include_undated: bool = True
+    # Nothing published after this (rag.dates.cutoff: a date covers its day, a datetime ends at it).
+    # SQL limits by day; `admits` then drops what a datetime cutoff's own day published after it.
+    as_of: str | None = None
 
     def __bool__(self) -> bool:
-        return any(v is not None for v in (self.source, self.doc_ids, self.published_after, self.published_before))
+        limits = (self.source, self.doc_ids, self.published_after, self.published_before, self.as_of)
+        return any(v is not None for v in limits)
+
+    def admits(self, doc: "DocRow") -> bool:
+        """The part of the as-of limit SQL's day granularity cannot say (the time of day)."""
+        return self.as_of is None or len(self.as_of) == 10 or not dates.later_than(doc.published, self.as_of)
 
     def sql(self) -> tuple[str, list]:
         """A WHERE clause over `documents d` and its parameters."""
@@ -87,7 +92,8 @@ class Filters:
         if self.doc_ids is not None:
             where.append(f"d.id IN ({','.join('?' * len(self.doc_ids))})")
             params += list(self.doc_ids)
-        for op, value in ((">=", self.published_after), ("<=", self.published_before)):
+        as_of_day = self.as_of[:10] if self.as_of else None
+        for op, value in ((">=", self.published_after), ("<=", self.published_before), ("<=", as_of_day)):
             if value is not None:
                 undated = " OR d.published_day IS NULL" if self.include_undated else ""
                 where.append(f"(d.published_day {op} ?{undated})")
@@ -176,6 +182,10 @@ class Store:
             ids,
         )
         return {r[0]: DocRow(*r) for r in rows}
+
+    def newest_day(self) -> str | None:
+        """The latest `published_day` stored (indexed, so a query can ask every time)."""
+        return self.connect().execute("SELECT max(published_day) FROM documents").fetchone()[0]
 
     def hashes(self) -> dict[str, str]:
         return dict(self.connect().execute("SELECT id, content_hash FROM documents").fetchall())
@@ -299,6 +309,15 @@ class Store:
         conn.executemany(
             "INSERT INTO chunks_fts(rowid, body) VALUES (?, ?)",
             [(c.vid, context_text(doc.title, c.text)) for c in chunks],
+        )
+
+    @staticmethod
+    def update_metadata(conn: sqlite3.Connection, doc: DocRow) -> None:
+        """New source, date and hash for a stored document whose text and title are unchanged (its
+        chunks, vectors and word index stay as they are: none of them depends on these)."""
+        conn.execute(
+            "UPDATE documents SET source=?, published=?, published_day=?, content_hash=? WHERE id=?",
+            (doc.source, doc.published, iso_day(doc.published), doc.content_hash, doc.id),
         )
 
     @staticmethod
