@@ -3,8 +3,9 @@
 Events, in order (each `data:` is one JSON object):
 - `passages`: `{"question", "passages": [...]}`, as soon as retrieval is done;
 - `delta`: `{"text"}`, pieces of the draft as the generator writes them (not yet verified);
-- `answer`: `{"question", "answerable", "answer"}`, the verified answer (see AnswerOut): the text
-  to keep, with the count of unsupported sentences left out and any fallback and its reason;
+- `answer`: `{"question", "answerable", "answer", "choice"}`, the verified answer (see AnswerOut): the
+  text to keep, with the count of unsupported sentences left out and any fallback and its reason,
+  and the multiple-choice answer when the query gave `choices` (see ChoiceOut), else null;
 - `error`: `{"error"}`, only if the server failed after the stream began.
 A `: keep-alive` comment goes out while a slow model has nothing new to say.
 """
@@ -97,7 +98,8 @@ def _event(item: object, question: str) -> str:
         return sse("delta", {"text": item.text})
     assert isinstance(item, QueryResponse)
     answer = item.answer.model_dump() if item.answer else None
-    return sse("answer", {"question": item.question, "answerable": item.answerable, "answer": answer})
+    choice = item.choice.model_dump() if item.choice else None
+    return sse("answer", {"question": item.question, "answerable": item.answerable, "answer": answer, "choice": choice})
 
 
 def sse(event: str, data: dict) -> str:

@@ -96,7 +96,16 @@ def ask(
     doc_id: Annotated[list[str] | None, typer.Option("--doc-id", help="Only this article (repeatable).")] = None,
     after: Annotated[str | None, typer.Option(help="Published on or after YYYY-MM-DD (undated kept).")] = None,
     before: Annotated[str | None, typer.Option(help="Published on or before YYYY-MM-DD (undated kept).")] = None,
-    recency: Annotated[float, typer.Option(help="0..1 weight preferring recent articles.")] = 0.0,
+    recency: Annotated[
+        float | None, typer.Option(help="0..1 weight preferring recent articles (0 = off; default RAG_RECENCY).")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Answer as of this date or time (default now): later articles are left out."),
+    ] = None,
+    choice: Annotated[
+        list[str] | None, typer.Option("--choice", help="A multiple-choice option (repeat, 2 to 10).")
+    ] = None,
     generator: Annotated[
         str | None, typer.Option(help="extractive, openai or local (default: RAG_GENERATOR).")
     ] = None,
@@ -108,7 +117,7 @@ def ask(
     try:
         query = Query(
             question=question, k=k, mode=mode, source=source, doc_ids=doc_id, published_after=after,
-            published_before=before, recency=recency, generator=generator,
+            published_before=before, recency=recency, as_of=as_of, choices=choice or None, generator=generator,
         )
     except ValidationError as exc:
         fail(_first_error(exc), 2)
@@ -148,7 +157,8 @@ def _stream_final(r: QueryResponse, json_out: bool) -> str:
     """After the streamed draft: what verification kept, then the passages."""
     if json_out:
         answer = r.answer.model_dump() if r.answer else None
-        return json.dumps({"event": "answer", "answerable": r.answerable, "answer": answer})
+        choice = r.choice.model_dump() if r.choice else None
+        return json.dumps({"event": "answer", "answerable": r.answerable, "answer": answer, "choice": choice})
     a = r.answer
     if a is None:
         note = []
@@ -291,7 +301,7 @@ def describe_lexical(service) -> str:  # type: ignore[no-untyped-def]
 
 def render(r: QueryResponse) -> str:
     """The answer, then the numbered passages with title, source and offsets."""
-    lines = []
+    lines = render_choice(r)
     if r.answer is not None:
         lines += [r.answer.text, ""]
         if r.answer.fallback:
@@ -307,6 +317,18 @@ def render(r: QueryResponse) -> str:
         lines.append("    " + " ".join(p.text.split())[:400])
         lines.append("")
     return "\n".join(lines).rstrip()
+
+
+def render_choice(r: QueryResponse) -> list[str]:
+    """The multiple-choice answer and each choice's support, before the open answer."""
+    c = r.choice
+    if c is None:
+        return []
+    lines = [f"Choice: {c.text}"]
+    if c.fallback:
+        lines.append(f"(the {c.generator} pick was not used: {c.fallback_reason})")
+    lines += [f"  {s.score:7.3f}  {s.choice}" + (f"  {s.citations}" if s.citations else "") for s in c.scores]
+    return lines + [""]
 
 
 def _progress_bar(total: int):  # type: ignore[no-untyped-def]

@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     # the lowest answerable one 0.25; 0.20 sits in the middle of that gap.
     min_relevance: float = 0.20
     answer_sentences: int = Field(3, ge=1, le=10)
+    # --- time (rag/retrieval/search.py, rag/dates.py) ------------------------------------------------
+    # Default weight of recency against relevance (a query's `recency` overrides it; 0 = off). Only
+    # dated articles are affected; an undated collection ranks exactly as without it.
+    recency: float = Field(0.0, ge=0.0, le=1.0)
+    # An article this many days older than the query's as-of time counts half as recent.
+    recency_half_life_days: float = Field(30.0, gt=0.0, le=36500.0)
     # --- vector index structure (rag/storage/vectors.py, IndexPolicy) -----------------------------------
     index_type: IndexKind = IndexKind.auto
     ivf_above: int = Field(IVF_ABOVE, ge=1)

@@ -5,14 +5,18 @@ Nothing else in the project defines a response shape.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from . import dates
 from .config import GeneratorKind, RetrievalMode
 
 MAX_QUESTION_CHARS = 2000
 MAX_K = 50
+# Multiple-choice options: a quiz offers two to ten; one longer than a sentence is no option.
+MIN_CHOICES, MAX_CHOICES = 2, 10
+MAX_CHOICE_CHARS = 300
 
 
 class Query(BaseModel):
@@ -29,7 +33,18 @@ class Query(BaseModel):
     published_after: date | None = Field(None, description="inclusive; undated articles are kept (see include_undated)")
     published_before: date | None = Field(None, description="inclusive; undated articles are kept (see include_undated)")
     include_undated: bool = Field(True, description="keep articles with no date when a date limit is set")
-    recency: float = Field(0.0, ge=0.0, le=1.0, description="0 = off; weight of recency against relevance")
+    recency: float | None = Field(
+        None, ge=0.0, le=1.0, description="weight of recency against relevance; 0 = off; default RAG_RECENCY"
+    )
+    as_of: datetime | date | None = Field(
+        None, description="answer as of this date or datetime (default now): later articles are left out, "
+        "recency is measured from it; also YYYY/MM/DD, RFC 822 and 'Sep 6, 2022'",
+    )
+    choices: list[str] | None = Field(
+        None, min_length=MIN_CHOICES, max_length=MAX_CHOICES,
+        description=f"multiple-choice options ({MIN_CHOICES} to {MAX_CHOICES}, each 1..{MAX_CHOICE_CHARS} characters): "
+        "the response's `choice` says which one the passages support",
+    )
     generator: GeneratorKind | None = Field(None, description="extractive | openai | local; default from settings")
 
     @field_validator("question")
@@ -37,6 +52,32 @@ class Query(BaseModel):
     def _not_blank(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("question must not be blank")
+        return v
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _read_as_of(cls, v: object) -> object:
+        """A string in any form `rag.dates` reads; a date stays a date, a time makes a datetime."""
+        if not isinstance(v, str):
+            return v
+        try:
+            found = dates.normalise(v)
+        except dates.DateError as exc:
+            raise ValueError(str(exc)) from None
+        return date.fromisoformat(found) if len(found) == 10 else dates.instant(found)
+
+    @field_validator("choices")
+    @classmethod
+    def _choices_readable(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        for i, choice in enumerate(v):
+            if not choice.strip():
+                raise ValueError(f"choice {i + 1} is blank")
+            if len(choice) > MAX_CHOICE_CHARS:
+                raise ValueError(f"choice {i + 1} is longer than {MAX_CHOICE_CHARS} characters")
+        if len({" ".join(c.lower().split()) for c in v}) < len(v):
+            raise ValueError("two choices are the same")
         return v
 
     @model_validator(mode="after")
@@ -76,11 +117,36 @@ class AnswerOut(BaseModel):
     fallback_reason: str | None = Field(None, description="why the fallback stepped in")
 
 
+class ChoiceScore(BaseModel):
+    """How well the passages support one choice, and the passages that state it."""
+
+    choice: str
+    score: float = Field(..., ge=0.0, description="support, 0 = not stated by any passage")
+    citations: list[int] = Field(default_factory=list, description="ranks of the passages that support it")
+
+
+class ChoiceOut(BaseModel):
+    """The multiple-choice answer: the choice the passages support best, or an abstention."""
+
+    picked: str | None = Field(None, description="the choice, as given; null when abstained")
+    index: int | None = Field(None, description="its position in `choices`, from 0")
+    abstained: bool = Field(..., description="no choice is supported: the articles don't say which")
+    text: str = Field(..., description="the pick with its citations, or the abstention")
+    citations: list[int] = Field(default_factory=list)
+    scores: list[ChoiceScore] = Field(default_factory=list, description="every choice, in the order given")
+    generator: str = Field("extractive", description="who picked: the extractive scorer or the LLM")
+    model: str | None = None
+    verified: bool = Field(False, description="the pick was checked against the passages it cites")
+    fallback: str | None = Field(None, description="the picker whose pick this is when the asked one failed")
+    fallback_reason: str | None = None
+
+
 class QueryResponse(BaseModel):
     question: str
     answerable: bool
     answer: AnswerOut | None
     passages: list[Passage]
+    choice: ChoiceOut | None = Field(None, description="present when the query gave `choices`")
 
 
 class DocumentSummary(BaseModel):

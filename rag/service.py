@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
 from pathlib import Path
 
-from .answering import Delta, Retrieved, draft, extractive_from, pick_generator
+from . import dates
+from .answering import Delta, Retrieved, draft, draft_choice, extractive_from, pick_generator
 from .config import RetrievalMode, Settings
 from .embedding import Embedder, load_embedder
 from .ingestion import Chunker, Document, load_path
@@ -37,26 +39,46 @@ class Service:
         self, query: Query, mode: RetrievalMode | None = None, on_event: Callable[[Retrieved | Delta], None] | None = None
     ) -> QueryResponse:
         """Passages and a verified answer (rag/answering/drafting.py). `on_event`, for streaming, gets the
-        passages first, then each piece of the draft as it is generated."""
+        passages first, then each piece of the draft as it is generated.
+
+        As of `query.as_of` (default now): later articles are left out and recency is measured
+        from it; `choices` adds the multiple-choice answer (rag/answering/choices.py)."""
+        cut = dates.cutoff(query.as_of or datetime.now(timezone.utc))
         filters = Filters(
             source=query.source,
             doc_ids=tuple(query.doc_ids) if query.doc_ids is not None else None,
             published_after=query.published_after.isoformat() if query.published_after else None,
             published_before=query.published_before.isoformat() if query.published_before else None,
             include_undated=query.include_undated,
+            as_of=cut if self._excludes(cut) else None,
         )
         mode = mode or query.mode or self.settings.retrieval_mode
-        hits = self.retriever.search(query.question, query.k, mode, filters or None, query.recency)
+        recency = self.settings.recency if query.recency is None else query.recency
+        hits = self.retriever.search(
+            query.question, query.k, mode, filters or None, recency, dates.cutoff_instant(cut),
+            self.settings.recency_half_life_days,
+        )
         passages = self._passages(hits)
         if on_event is not None:
             on_event(Retrieved(passages))
         extractive = extractive_from(self.settings, self._idf)
-        if query.answer:
-            generator = pick_generator(self.settings, query.generator, self._idf)
+        generator = pick_generator(self.settings, query.generator, self._idf) if query.answer or query.choices else None
+        if query.answer and generator is not None:
             answer, answerable = draft(query.question, hits, generator, extractive, on_event)
         else:
             answer, answerable = None, extractive.answerable(query.question, hits)
-        return QueryResponse(question=query.question, answerable=answerable, answer=answer, passages=passages)
+        choice = None
+        if query.choices and generator is not None:
+            choice = draft_choice(query.question, query.choices, hits, generator, self._idf)
+        return QueryResponse(
+            question=query.question, answerable=answerable, answer=answer, passages=passages, choice=choice
+        )
+
+    def _excludes(self, cut: str) -> bool:
+        """Could the as-of cutoff leave anything out? (If not, the search stays unfiltered: the
+        fast path, and exactly the ranking of an index with no later articles.)"""
+        newest = self.index.store.newest_day()
+        return newest is not None and (newest > cut[:10] or (len(cut) > 10 and newest == cut[:10]))
 
     def _passages(self, hits: list[Hit]) -> list[Passage]:
         docs = self.index.store.documents_by_id(h.chunk.doc_id for h in hits)

@@ -67,3 +67,23 @@ def test_ingest_stats_delete_round_trip(project, tmp_path):
     assert "documents: 6" in out and "vectors: flat (exact)" in out and "words: SQLite FTS5 BM25" in out
     assert run(project, "delete", "extra").returncode == 0
     assert "documents: 5" in run(project, "stats").stdout
+
+
+def test_ask_choices_as_json_is_the_http_contract(project):
+    r = run(project, "ask", "Which Russian media outlet interviewed Alexander Grushko?", "--choice", "Pravda",
+            "--choice", "Izvestiya", "--as-of", "2022/06/16", "--json")
+    assert r.returncode == 0, r.stderr
+    resp = QueryResponse.model_validate_json(r.stdout)
+    assert resp.choice is not None and resp.choice.picked == "Izvestiya" and not resp.choice.abstained
+    assert [s.choice for s in resp.choice.scores] == ["Pravda", "Izvestiya"]
+    assert set(resp.choice.citations) <= {p.rank for p in resp.passages}
+    plain = run(project, "ask", "Which Russian media outlet interviewed Alexander Grushko?", "--choice", "Pravda",
+                "--choice", "Izvestiya")
+    assert plain.returncode == 0 and plain.stdout.startswith("Choice: Izvestiya [")
+
+
+def test_ask_bad_choices_or_date_exit_2_with_a_sentence(project):
+    r = run(project, "ask", "Who?", "--choice", "only one")
+    assert r.returncode == 2 and "at least 2" in r.stderr and "Traceback" not in r.stderr
+    r = run(project, "ask", "Who?", "--as-of", "next week")
+    assert r.returncode == 2 and "unreadable date" in r.stderr and "Traceback" not in r.stderr

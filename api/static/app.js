@@ -14,6 +14,7 @@
   const input = $("question");
   const kSelect = $("k");
   const modeSelect = $("mode");
+  const asOfInput = $("as-of");
   const button = $("submit");
   const status = $("status");
   const answerSection = $("answer");
@@ -292,11 +293,12 @@
     form.setAttribute("aria-busy", on ? "true" : "false");
   }
 
-  function remember(question, k, mode) {
+  function remember(question, k, mode, asOf) {
     if (!history.replaceState) return;
     const params = new URLSearchParams({ q: question });
     if (k !== "5") params.set("k", k);
     if (mode) params.set("mode", mode);
+    if (asOf) params.set("as_of", asOf);
     history.replaceState(null, "", "?" + params.toString());
   }
 
@@ -311,7 +313,9 @@
     const gen = ++generation;
     const body = { question: question, k: Number(kSelect.value) || 5 };
     if (modeSelect.value) body.mode = modeSelect.value;
-    remember(question, kSelect.value, modeSelect.value);
+    // As of that day (its whole day counts); empty: the server's now.
+    if (asOfInput.value) body.as_of = asOfInput.value;
+    remember(question, kSelect.value, modeSelect.value, asOfInput.value);
 
     busy(true);
     setStatus("Searching\u2026", "waiting");
@@ -360,12 +364,13 @@
 
   form.addEventListener("submit", ask);
 
-  // A shared link (?q=...&k=...&mode=...) asks its question on load.
+  // A shared link (?q=...&k=...&mode=...&as_of=...) asks its question on load.
   const params = new URLSearchParams(window.location.search);
   if (params.get("k") && [...kSelect.options].some((o) => o.value === params.get("k"))) kSelect.value = params.get("k");
   if (params.get("mode") && [...modeSelect.options].some((o) => o.value === params.get("mode"))) {
     modeSelect.value = params.get("mode");
   }
+  if (/^\d{4}-\d{2}-\d{2}$/.test(params.get("as_of") || "")) asOfInput.value = params.get("as_of");
   if (params.get("q")) {
     input.value = params.get("q");
     ask(null);

@@ -1,19 +1,21 @@
 """Answering: turns retrieved passages into a short cited answer, or an honest refusal.
 
-`extractive` quotes the best sentences offline; `generator` is the contract LLM drafters meet,
-one per file (`generator_extractive`, `generator_openai`, `generator_local`, with `prompt` and
-`llm_models`); `verify` checks every drafted sentence against its cited passages; `drafting`
-picks a generator, verifies its draft and falls back. May import `rag.retrieval` (for `Hit`),
-`rag.schema` and the foundation; never storage or ingestion directly.
+`extractive` quotes the best sentences offline; `choices` picks the multiple-choice option the
+passages state; `generator` is the contract LLM drafters meet, one per file (`generator_extractive`,
+`generator_openai`, `generator_local`, with `prompt` and `llm_models`); `verify` checks every
+drafted sentence against its cited passages; `drafting` picks a generator, verifies its draft and
+falls back. May import `rag.retrieval` (for `Hit`), `rag.schema` and the foundation; never storage
+or ingestion directly.
 """
 
-from .drafting import Delta, Drafted, Retrieved, draft, draft_events, extractive_from, pick_generator
+from .choices import pick as pick_choice
+from .drafting import Delta, Drafted, Retrieved, draft, draft_choice, draft_events, extractive_from, pick_generator
 from .extractive import NOT_COVERED, extractive_answer, is_answerable
 from .generator import Generator, GeneratorError
 from .verify import Verification, parse_citations, verify
 
 __all__ = [
     "Delta", "Drafted", "Generator", "GeneratorError", "NOT_COVERED", "Retrieved", "Verification", "draft",
-    "draft_events", "extractive_answer", "extractive_from", "is_answerable", "parse_citations", "pick_generator",
+    "draft_choice", "draft_events", "pick_choice", "extractive_answer", "extractive_from", "is_answerable", "parse_citations", "pick_generator",
     "verify",
 ]

@@ -6,21 +6,27 @@ Whatever the generator does (slow, down, garbage, made-up citations), `draft` re
 - every other draft goes through `rag.verify`: unsupported sentences are left out and counted;
 - when nothing supported remains, or the generator failed, the extractive answer is returned
   with `fallback: "extractive"` and the reason.
+
+With choices (`draft_choice`), an LLM generator names the one the passages support; its reply is
+verified the same way, and the pick stands only when the supported sentences name exactly one
+choice. Otherwise the extractive pick (rag/answering/choices.py) is returned, with the reason.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import closing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from . import choices as mc
 from .extractive import NOT_COVERED
 from ..config import GeneratorKind, Settings
 from .generator import Generator, GeneratorError
 from .generator_extractive import ExtractiveGenerator
 from ..retrieval.search import Hit
-from ..schema import AnswerOut, Passage
+from ..schema import AnswerOut, ChoiceOut, Passage
 from .verify import Verification, says_not_in_passages, starts_with_refusal, verify
 
 log = logging.getLogger("rag.answering")
@@ -145,3 +151,63 @@ def _fallback_answer(
         text=text, citations=citations, verified=verified, unsupported=unsupported,
         fallback=fallback.name, fallback_reason=reason, **asked,
     )
+
+
+def draft_choice(
+    question: str, choices: list[str], hits: list[Hit], generator: Generator,
+    idf: Callable[[str], float] | None = None,
+) -> ChoiceOut:
+    """The multiple-choice answer: the extractive pick, or the LLM's once verified (module docstring)."""
+    extractive = mc.pick(question, choices, hits, idf)
+    if isinstance(generator, ExtractiveGenerator):
+        return extractive
+    asked = {"generator": generator.name, "model": generator.model}
+    reason: str | None = None
+    try:
+        text = "".join(generator.stream(question, hits, choices=choices)).strip()
+    except GeneratorError as exc:
+        text, reason = "", str(exc)
+    except Exception as exc:  # a generator bug must degrade the answer, never fail the request
+        log.exception("the %s generator failed", generator.name)
+        text, reason = "", f"the {generator.name} generator failed unexpectedly ({type(exc).__name__})"
+    if reason is None:
+        picked, reason = _verified_pick(text, choices, hits)
+        if picked is not None:
+            index, checked = picked
+            return extractive.model_copy(update={
+                "picked": choices[index], "index": index, "abstained": False, "text": checked.text,
+                "citations": checked.citations, "verified": True, **asked,
+            })
+    return extractive.model_copy(update={**asked, "fallback": "extractive", "fallback_reason": reason})
+
+
+def _verified_pick(text: str, choices: list[str], hits: list[Hit]) -> tuple[tuple[int, Verification] | None, str]:
+    """(choice index, the verified reply) when the reply's supported sentences name exactly one
+    choice; else None and why not."""
+    if not text:
+        return None, "the model returned no text"
+    if starts_with_refusal(text):
+        return None, "the model said the passages do not say which choice is right"
+    checked = verify(text, {rank: h.chunk.text for rank, h in enumerate(hits, start=1)})
+    if not checked.kept:
+        return None, "the model's pick was not supported by the passages it cites"
+    named = {i for s in checked.kept if (i := named_choice(s.shown, choices)) is not None}
+    if len(named) != 1:
+        return None, "the model's supported sentences name no choice" if not named else "the model named several choices"
+    return (named.pop(), checked), ""
+
+
+_QUOTES = str.maketrans("", "", "\"'“”‘’«»")
+
+
+def named_choice(text: str, choices: list[str]) -> int | None:
+    """The one choice `text` names (case, quotes and spacing aside; a choice inside a longer named
+    choice does not count); None when it names none or several."""
+    flat = " ".join(text.lower().translate(_QUOTES).split())
+    found = []
+    for i, choice in enumerate(choices):
+        c = " ".join(choice.lower().translate(_QUOTES).split())
+        if c and re.search(rf"(?<!\w){re.escape(c)}(?!\w)", flat):
+            found.append((i, c))
+    longest = [(i, c) for i, c in found if not any(c != o and c in o for _, o in found)]
+    return longest[0][0] if len(longest) == 1 else None

@@ -21,6 +21,7 @@ class Generator(Protocol):
     name: str
     model: str | None
 
-    def stream(self, question: str, hits: list[Hit]) -> Iterator[str]:
-        """Text pieces of the draft as they are produced; raises GeneratorError when it cannot."""
+    def stream(self, question: str, hits: list[Hit], choices: list[str] | None = None) -> Iterator[str]:
+        """Text pieces of the draft as they are produced; raises GeneratorError when it cannot.
+        With `choices`, the draft names the one the passages support (rag/answering/prompt.py)."""
         ...

@@ -30,5 +30,6 @@ class ExtractiveGenerator:
     def text(self, question: str, hits: list[Hit]) -> str:
         return extractive_answer(question, hits, self.min_relevance, self.max_sentences, self.idf).text
 
-    def stream(self, question: str, hits: list[Hit]) -> Iterator[str]:
+    def stream(self, question: str, hits: list[Hit], choices: list[str] | None = None) -> Iterator[str]:
+        """The extractive answer; choices are picked by rag/answering/choices.py, not here."""
         yield self.text(question, hits)

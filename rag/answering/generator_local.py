@@ -59,7 +59,7 @@ class LocalGenerator:
     def from_settings(cls, s: Settings) -> "LocalGenerator":
         return cls(s.llm_model_path, s.cache_dir, s.llm_max_tokens, s.llm_timeout_s)
 
-    def stream(self, question: str, hits: list[Hit]) -> Iterator[str]:
+    def stream(self, question: str, hits: list[Hit], choices: list[str] | None = None) -> Iterator[str]:
         deadline = time.monotonic() + self.timeout_s
         path, llm = self.load()
         lock = _run_locks[path]
@@ -67,7 +67,7 @@ class LocalGenerator:
             raise GeneratorError(f"the local model was busy for {self.timeout_s:g} s")
         try:
             chunks = llm.create_chat_completion(  # type: ignore[attr-defined]
-                messages=prompt.messages(question, hits), max_tokens=self.max_tokens, temperature=0.0,
+                messages=prompt.messages(question, hits, choices), max_tokens=self.max_tokens, temperature=0.0,
                 stream=True,
             )
             try:

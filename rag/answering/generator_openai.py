@@ -47,9 +47,9 @@ class OpenAIGenerator:
         key = s.llm_api_key.get_secret_value() if s.llm_api_key else None
         return cls(s.llm_base_url, s.llm_model, key, s.llm_timeout_s, s.llm_retries, s.llm_max_tokens)
 
-    def stream(self, question: str, hits: list[Hit]) -> Iterator[str]:
+    def stream(self, question: str, hits: list[Hit], choices: list[str] | None = None) -> Iterator[str]:
         body = {
-            "model": self.model, "messages": prompt.messages(question, hits), "max_tokens": self.max_tokens,
+            "model": self.model, "messages": prompt.messages(question, hits, choices), "max_tokens": self.max_tokens,
             "temperature": 0, "stream": True,
         }
         deadline = time.monotonic() + self.timeout_s

@@ -1,4 +1,5 @@
-"""The chat prompt the LLM generators send: numbered passages, the question, short cited answers."""
+"""The chat prompts the LLM generators send: numbered passages, the question, short cited answers;
+with choices, the one choice the passages support, copied as written and cited."""
 
 from __future__ import annotations
 
@@ -29,14 +30,32 @@ EXAMPLE = (
 )
 
 
-def messages(question: str, hits: list[Hit]) -> list[dict[str, str]]:
-    """System rules, the worked example, then the passages `[1]..[n]` (ranks as in the response)."""
+CHOICE_SYSTEM = (
+    "You answer multiple-choice questions about news articles using only the numbered passages. "
+    "Reply with the one choice the passages say is right, copied exactly as it is written in the list, "
+    "followed by the number of the passage that says it, like [2]. "
+    "Then give the passage's words that say it in one short sentence, ending with the same number. "
+    f"If no passage says which choice is right, reply: {NOT_IN_PASSAGES}"
+)
+CHOICE_EXAMPLE = (
+    EXAMPLE[0] + "\n\nChoices:\n- Monday\n- Wednesday\n- Friday\n- Sunday",
+    "Friday [2]. The mayor said the Elm Street bridge would reopen on Friday [2].",
+)
+
+
+def messages(question: str, hits: list[Hit], choices: list[str] | None = None) -> list[dict[str, str]]:
+    """System rules, the worked example, then the passages `[1]..[n]` (ranks as in the response);
+    with `choices`, the multiple-choice rules and the choices after the question."""
     blocks = [f"[{rank}] {passage_text(question, hit.chunk.text)}" for rank, hit in enumerate(hits, start=1)]
     user = "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question.strip()}"
+    system, example = SYSTEM, EXAMPLE
+    if choices:
+        user += "\n\nChoices:\n" + "\n".join(f"- {' '.join(c.split())}" for c in choices)
+        system, example = CHOICE_SYSTEM, CHOICE_EXAMPLE
     return [
-        {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": EXAMPLE[0]},
-        {"role": "assistant", "content": EXAMPLE[1]},
+        {"role": "system", "content": system},
+        {"role": "user", "content": example[0]},
+        {"role": "assistant", "content": example[1]},
         {"role": "user", "content": user},
     ]
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import dates
 from ..config import RetrievalMode
 from ..embedding.base import Embedder
 from ..storage.index import Index
@@ -36,10 +37,9 @@ COMMON_WORD_SHARE = 0.2
 PRUNE_ABOVE_CHUNKS = 20_000
 # Merged neighbours stop growing at this many chunks, so one passage stays a readable length.
 MAX_MERGED_CHUNKS = 3
-# Recency: an article this many days older than the newest candidate counts half as recent.
+# Recency: an article this many days older than the as-of time counts half as recent (the
+# default of RAG_RECENCY_HALF_LIFE_DAYS; the service passes the setting).
 RECENCY_HALF_LIFE_DAYS = 30.0
-# An undated article is neither new nor old for the recency preference.
-UNDATED_RECENCY = 0.5
 
 
 @dataclass
@@ -87,16 +87,20 @@ class Retriever:
 
     def search(
         self, question: str, k: int, mode: RetrievalMode = RetrievalMode.hybrid,
-        filters: Filters | None = None, recency: float = 0.0,
+        filters: Filters | None = None, recency: float = 0.0, as_of: datetime | None = None,
+        half_life_days: float = RECENCY_HALF_LIFE_DAYS,
     ) -> list[Hit]:
+        """The k best passages. `recency` > 0 blends in how recent each article is, by its age
+        at `as_of` (default now); `filters.as_of` is what leaves later articles out."""
         qvec = self.embedder.encode([question])[0]
         ranked = self._candidates(question, qvec, max(MIN_CANDIDATES, k * CANDIDATE_FACTOR), mode, filters)
         docs = self.index.store.documents_by_id(c.doc_id for c, _ in ranked)
-        ranked = [(c, s) for c, s in ranked if c.doc_id in docs]
+        ranked = [(c, s) for c, s in ranked if c.doc_id in docs and (not filters or filters.admits(docs[c.doc_id]))]
         if self.reranker is not None:
             ranked = self._rerank(question, ranked, docs)
         if recency > 0:
-            ranked = _prefer_recent(ranked, docs, recency)
+            when = as_of or datetime.now(timezone.utc)
+            ranked = _prefer_recent(ranked, docs, recency, when, half_life_days)
         hits = self._select(self._with_relevance(ranked, qvec), docs, k)
         members = self.index.store.story_members(docs[h.chunk.doc_id].story for h in hits)
         for h in hits:
@@ -213,22 +217,23 @@ def _coalesce(grown: _Group, mine: list[_Group], groups: list[_Group]) -> None:
             return
 
 
-def _prefer_recent(ranked: list[tuple[ChunkRow, float]], docs: dict[str, DocRow], weight: float) -> list[tuple[ChunkRow, float]]:
-    """Blend the normalised score with recency: (1 - w) * score/top + w * 0.5^(age/half-life)."""
-    from ..storage.store import iso_day
-
-    days = {d.id: iso_day(d.published) for d in docs.values()}
-    dated = [date.fromisoformat(v) for v in days.values() if v]
-    newest = max(dated) if dated else None
+def _prefer_recent(
+    ranked: list[tuple[ChunkRow, float]], docs: dict[str, DocRow], weight: float, as_of: datetime,
+    half_life_days: float = RECENCY_HALF_LIFE_DAYS,
+) -> list[tuple[ChunkRow, float]]:
+    """Blend the normalised score with recency: (1 - w) * score/top + w * 0.5^(age/half-life),
+    the age in days at `as_of` (0 for anything later). An undated article gets the candidates'
+    mean recency (neither new nor old); with no dated candidate the ranking is left as it is."""
+    when = {d.id: dates.instant(d.published) for d in docs.values()}
+    recency = {
+        doc_id: math.pow(0.5, max(0.0, (as_of - t).total_seconds() / 86400) / half_life_days)
+        for doc_id, t in when.items() if t is not None
+    }
+    if not recency:
+        return ranked
+    undated = math.fsum(recency.values()) / len(recency)
     top = max((s for _, s in ranked), default=1.0) or 1.0
-
-    def recency(doc_id: str) -> float:
-        day = days.get(doc_id)
-        if not day or newest is None:
-            return UNDATED_RECENCY
-        return math.pow(0.5, (newest - date.fromisoformat(day)).days / RECENCY_HALF_LIFE_DAYS)
-
-    blended = [(c, (1 - weight) * s / top + weight * recency(c.doc_id)) for c, s in ranked]
+    blended = [(c, (1 - weight) * s / top + weight * recency.get(c.doc_id, undated)) for c, s in ranked]
     return sorted(blended, key=lambda cs: -cs[1])
 
 

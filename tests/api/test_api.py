@@ -7,7 +7,7 @@ def test_nato_question_over_http(client):
     r = client.post("/query", json={"question": "What does Russia demand on NATO?"})
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"question", "answerable", "answer", "passages"}
+    assert set(body) == {"question", "answerable", "answer", "passages", "choice"} and body["choice"] is None
     assert len({p["doc_id"] for p in body["passages"][:5]}) >= 3
     ranks = {p["rank"] for p in body["passages"]}
     assert body["answer"]["generator"] == "extractive"
@@ -84,3 +84,54 @@ def test_query_modes_and_filters_over_http(client):
     assert len(r.json()["passages"]) == 5
     r = client.post("/query", json={"question": "NATO", "published_after": "2030-01-01", "include_undated": False})
     assert r.json()["passages"] == [] and r.json()["answerable"] is False
+
+
+GRUSHKO = "Which Russian media outlet interviewed Alexander Grushko?"
+
+
+def test_choices_over_http_pick_cite_and_score(client):
+    r = client.post("/query", json={"question": GRUSHKO, "choices": ["Pravda", "Izvestiya", "Kommersant"]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    choice = body["choice"]
+    assert set(choice) == {"picked", "index", "abstained", "text", "citations", "scores", "generator", "model",
+                           "verified", "fallback", "fallback_reason"}
+    assert choice["picked"] == "Izvestiya" and choice["index"] == 1 and choice["abstained"] is False
+    ranks = {p["rank"] for p in body["passages"]}
+    assert choice["citations"] and set(choice["citations"]) <= ranks
+    assert [s["choice"] for s in choice["scores"]] == ["Pravda", "Izvestiya", "Kommersant"]
+    assert choice["scores"][1]["score"] > 0 and choice["scores"][0]["score"] == choice["scores"][2]["score"] == 0
+    cited = {p["rank"]: p["text"] for p in body["passages"]}
+    assert all("Izvestiya" in cited[n] for n in choice["citations"])
+    assert body["answer"]["text"]  # the open answer is drafted as before
+
+
+def test_choices_none_supported_abstain_over_http(client):
+    body = client.post("/query", json={"question": GRUSHKO, "choices": ["Le Monde", "El Pais"], "answer": False}).json()
+    assert body["choice"]["abstained"] is True and body["choice"]["picked"] is None and body["answer"] is None
+    assert body["choice"]["text"] == "The articles don't say which of the choices is right."
+
+
+@pytest.mark.parametrize(
+    "extra,phrase",
+    [
+        ({"choices": ["only one"]}, "at least 2"),
+        ({"choices": [str(i) for i in range(11)]}, "at most 10"),
+        ({"choices": ["a", "  "]}, "blank"),
+        ({"choices": ["a", "x" * 301]}, "300"),
+        ({"choices": ["Paris", " paris "]}, "same"),
+        ({"choices": "Paris"}, "choices"),
+        ({"as_of": "next Tuesday"}, "unreadable date"),
+        ({"recency": 1.5}, "recency"),
+    ],
+)
+def test_bad_choices_and_dates_get_clear_422(client, extra, phrase):
+    r = client.post("/query", json={"question": GRUSHKO, **extra})
+    assert r.status_code == 422, r.text
+    assert phrase in r.json()["error"]
+
+
+def test_as_of_over_http_in_newsroom_forms(client):
+    for as_of in ("2022-06-16", "2022/06/16", "Jun 16, 2022", "2022-06-16T10:00:00+02:00"):
+        r = client.post("/query", json={"question": GRUSHKO, "as_of": as_of, "k": 3})
+        assert r.status_code == 200 and len(r.json()["passages"]) == 3  # the seeds are undated: all kept

@@ -1,3 +1,5 @@
+import pytest
+
 from rag.config import RetrievalMode
 from rag.retrieval.search import fts_query, rrf
 
@@ -145,3 +147,87 @@ def test_passages_that_grow_to_border_become_one(seeds_service):
     assert (chosen[0].chunk.start, chosen[0].chunk.end) == (start, end)
     assert chosen[0].chunk.text == seeds_service.document(doc_id).text[start:end]
     assert chosen[0].score == 0.9
+
+
+def _ask_ids(service, question, **query):
+    from rag.schema import Query
+
+    resp = service.ask(Query(question=question, k=10, answer=False, **query))
+    return sorted({p.doc_id for p in resp.passages})
+
+
+def test_as_of_leaves_out_later_articles_to_the_second(make_service):
+    """A date covers its whole day; a datetime ends at its instant, so an article published later
+    that same day is left out, and a date-only article counts from 00:00 of its day."""
+    from rag.ingestion.documents import Document
+
+    s = make_service()
+    s.ingest([
+        Document("june1", "Harbour ferry strike talks resumed in Marrick.", published="2022-06-01"),
+        Document("morning", "Harbour ferry strike talks in Marrick broke down at dawn.", published="2022-06-10T09:00:00Z"),
+        Document("evening", "Harbour ferry strike in Marrick ended after evening talks.", published="2022-06-10T15:00:00Z"),
+        Document("day", "Harbour ferry strike talks in Marrick: a day of waiting.", published="2022-06-10"),
+        Document("june11", "Marrick harbour ferries sailed again after the strike.", published="2022-06-11"),
+        Document("undated", "A harbour ferry strike in Marrick would cost the town dearly."),
+    ])
+    q = "Marrick harbour ferry strike talks"
+    assert _ask_ids(s, q, as_of="2022-06-10") == ["day", "evening", "june1", "morning", "undated"]
+    assert _ask_ids(s, q, as_of="2022-06-10T12:00:00Z") == ["day", "june1", "morning", "undated"]
+    assert _ask_ids(s, q, as_of="2022-06-10T14:00:00+02:00") == ["day", "june1", "morning", "undated"]
+    assert _ask_ids(s, q, as_of="2022-06-10T12:00:00Z", include_undated=False) == ["day", "june1", "morning"]
+    assert _ask_ids(s, q, as_of="2022-05-01") == ["undated"]
+    assert _ask_ids(s, q) == ["day", "evening", "june1", "june11", "morning", "undated"]  # as of now
+
+
+def _prefer_recent_case(as_of):
+    from datetime import datetime, timezone
+
+    from rag.retrieval.search import _prefer_recent
+    from rag.storage.store import ChunkRow, DocRow
+
+    rows = {d: ChunkRow(i, d, 0, 0, 1, "x") for i, d in enumerate(("old", "new", "undated"))}
+    docs = {
+        "old": DocRow("old", None, None, "2022-05-02", "h", 1),  # 60 days before 2022-07-01
+        "new": DocRow("new", None, None, "2022-07-01", "h", 1),
+        "undated": DocRow("undated", None, None, None, "h", 1),
+    }
+    ranked = [(rows["old"], 1.0), (rows["undated"], 0.9), (rows["new"], 0.8)]
+    when = datetime.fromisoformat(as_of).replace(tzinfo=timezone.utc)
+    return {c.doc_id: round(s, 6) for c, s in _prefer_recent(ranked, docs, 0.5, when, 30.0)}
+
+
+def test_recency_is_the_age_at_as_of_by_hand():
+    # as of 2022-07-01: new is 0 days old (recency 1), old 60 days (0.25), undated the mean (0.625).
+    # blended = 0.5 * score/top + 0.5 * recency.
+    got = _prefer_recent_case("2022-07-01T00:00:00")
+    assert got == pytest.approx({"new": 0.9, "undated": 0.7625, "old": 0.625})
+    assert list(got) == ["new", "undated", "old"]
+    # Sixty days later both have aged (new 0.25, old 0.0625, undated their mean 0.15625): recency
+    # now separates them less than the scores do, so the better-scored old article leads.
+    # Measured from the newest candidate instead, "new" would still have recency 1 and lead.
+    got = _prefer_recent_case("2022-08-30T00:00:00")
+    assert got == pytest.approx({"old": 0.53125, "undated": 0.528125, "new": 0.525})
+    assert list(got) == ["old", "undated", "new"]
+
+
+def test_recency_leaves_an_undated_collection_exactly_as_it_was(seeds_service):
+    r = seeds_service.retriever
+    for q in ("What does Russia demand on NATO?", "Izvestiya interview with Grushko"):
+        plain = [(h.chunk.chunk_id, h.score) for h in r.search(q, 10)]
+        assert [(h.chunk.chunk_id, h.score) for h in r.search(q, 10, recency=0.7)] == plain
+
+
+def test_default_recency_comes_from_the_setting_and_a_query_can_turn_it_off(make_service):
+    from rag.ingestion.documents import Document
+
+    s = make_service(recency=0.9)
+    s.ingest([
+        Document("old", "Marrick council approved the harbour ferry budget and the ferry timetable.", published="2022-01-01"),
+        Document("new", "Marrick ferry news in brief.", published="2022-06-30"),
+    ])
+    q = "Marrick council harbour ferry budget timetable"
+    from rag.schema import Query
+
+    first = lambda **kw: s.ask(Query(question=q, k=2, answer=False, as_of="2022-07-01", **kw)).passages[0].doc_id  # noqa: E731
+    assert first() == "new"  # RAG_RECENCY=0.9 applies by default
+    assert first(recency=0.0) == "old"  # off: relevance alone

@@ -1,0 +1,176 @@
+"""Multiple-choice answers without a model: which of the given choices the passages state.
+
+The support rule. A sentence of a retrieved passage supports a choice when
+- it states the choice: the choice's distinctive terms occur together in it. Distinctive terms are
+  the choice's content-word stems and numbers less those the question uses and those every other
+  choice has too (so "Awards" in "The Tony Awards" / "The Emmy Awards" decides nothing, and neither
+  does a word the question itself offers). Every number of the choice must be there ("$19 million"
+  is not "$19,000"); of its other terms, at least MIN_STATED by rarity-weighted share; and
+- it is about the question: it shares the question's content words (rarity-weighted share).
+A sentence's support is (share of the choice stated) x (share of the question it covers), split
+between the choices it states (a sentence listing all of them tells none apart; one that states
+a choice and a more specific choice containing it counts for the specific one). A choice's score
+is the sum over passages of its best sentence's support, each weighted 1/rank. The best score is
+the pick; when no choice has any support, or two tie for best, the answer abstains.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from ..retrieval.search import Hit
+from ..schema import ChoiceOut, ChoiceScore
+from ..text import content_stems, sentences_cached
+
+ABSTAINED = "The articles don't say which of the choices is right."
+# Of a choice's words other than numbers, this rarity-weighted share must be in one sentence: a
+# two-word name needs its rarer word at least, a four-word phrase most of it.
+MIN_STATED = 0.5
+
+_NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+_NUMBER_WORDS = {
+    w: str(i)
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty".split()
+    )
+    if i > 1  # "one" is a pronoun too often ("the one who") to stand for 1
+}
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Terms:
+    """A text's distinct content-word stems and numbers (numbers as written, without commas)."""
+
+    words: frozenset[str]
+    numbers: frozenset[str]
+
+    @property
+    def all(self) -> frozenset[str]:
+        return self.words | self.numbers
+
+
+@lru_cache(maxsize=32768)  # passage sentences recur across questions
+def terms(text: str) -> Terms:
+    spelled = _NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group().lower()], text)
+    numbers = frozenset(n.replace(",", "") for n in _NUMBER.findall(spelled))
+    words = frozenset(w for w in content_stems(_NUMBER.sub(" ", spelled)) if not w.isdigit())
+    return Terms(words, numbers)
+
+
+@dataclass
+class _Choice:
+    index: int
+    text: str
+    words: frozenset[str]  # distinctive words
+    numbers: frozenset[str]  # distinctive numbers
+    score: float = 0.0
+    by_rank: dict[int, float] = field(default_factory=dict)  # passage rank -> its support
+
+    @property
+    def distinctive(self) -> frozenset[str]:
+        return self.words | self.numbers
+
+
+def score_choices(
+    question: str, choices: Sequence[str], hits: list[Hit], idf: Callable[[str], float] | None = None
+) -> list[ChoiceScore]:
+    """Each choice's support by the passages (module docstring), in the order given."""
+    return [_out(c) for c in _scored(question, choices, hits, idf)]
+
+
+def pick(
+    question: str, choices: Sequence[str], hits: list[Hit], idf: Callable[[str], float] | None = None
+) -> ChoiceOut:
+    """The best-supported choice with the passages that state it, or an abstention."""
+    scored = _scored(question, choices, hits, idf)
+    scores = [_out(c) for c in scored]
+    ranked = sorted(scored, key=lambda c: -c.score)
+    best = ranked[0]
+    if best.score <= 0 or (len(ranked) > 1 and math.isclose(ranked[1].score, best.score)):
+        return ChoiceOut(abstained=True, text=ABSTAINED, scores=scores, verified=True)
+    cites = scores[best.index].citations
+    return ChoiceOut(
+        picked=best.text, index=best.index, abstained=False, text=f"{best.text.strip()} " + "".join(f"[{n}]" for n in cites),
+        citations=sorted(cites), scores=scores, verified=True,
+    )
+
+
+def stated(choice: str, text: str, question: str, choices: Sequence[str]) -> bool:
+    """Does `text` state `choice` (its distinctive terms, as in the support rule)? For checking
+    which choice a drafted answer names."""
+    found = _scored_terms(question, choices)
+    me = next((c for c in found if c.text == choice), None)
+    return me is not None and _stated_share(me, terms(text), lambda w: 1.0) > 0
+
+
+def _scored(
+    question: str, choices: Sequence[str], hits: list[Hit], idf: Callable[[str], float] | None
+) -> list[_Choice]:
+    found = _scored_terms(question, choices)
+    q = terms(question).all
+    weight = _weights(idf, q | frozenset().union(*(c.distinctive for c in found)))
+    q_total = math.fsum(weight(t) for t in q) or 1.0
+    for rank, hit in enumerate(hits, start=1):
+        best: dict[int, float] = {}
+        for sent in sentences_cached(hit.chunk.text):
+            s = terms(sent.text)
+            about = math.fsum(weight(t) for t in q & s.all) / q_total
+            if about <= 0:
+                continue
+            share = {c.index: _stated_share(c, s, weight) for c in found}
+            named = _most_specific([c for c in found if share[c.index] > 0], s)
+            for c in named:
+                support = share[c.index] * about / len(named)
+                best[c.index] = max(best.get(c.index, 0.0), support)
+        for i, support in best.items():
+            found[i].by_rank[rank] = support
+            found[i].score += support / rank
+    return found
+
+
+def _scored_terms(question: str, choices: Sequence[str]) -> list[_Choice]:
+    q = terms(question)
+    each = [terms(c) for c in choices]
+    shared = frozenset.intersection(*(t.all for t in each)) if len(each) > 1 else frozenset()
+    return [
+        _Choice(i, c, t.words - q.words - shared, t.numbers - q.numbers - shared)
+        for i, (c, t) in enumerate(zip(choices, each))
+    ]
+
+
+def _stated_share(c: _Choice, s: Terms, weight: Callable[[str], float]) -> float:
+    """How much of the choice the sentence states: 0 unless every number and MIN_STATED of the
+    other words are there; else the rarity-weighted share of its distinctive terms present."""
+    if not c.distinctive or not c.numbers <= s.numbers:
+        return 0.0
+    if c.words:
+        total = math.fsum(weight(w) for w in c.words)
+        if math.fsum(weight(w) for w in c.words & s.words) < MIN_STATED * total:
+            return 0.0
+    total = math.fsum(weight(t) for t in c.distinctive)
+    return math.fsum(weight(t) for t in c.distinctive & s.all) / total
+
+
+def _most_specific(named: list[_Choice], s: Terms) -> list[_Choice]:
+    """Leave out a choice whose stated terms another stated choice states too, and more."""
+    said = {c.index: c.distinctive & s.all for c in named}
+    return [c for c in named if not any(said[c.index] < said[o.index] for o in named if o is not c)]
+
+
+def _weights(idf: Callable[[str], float] | None, vocab: frozenset[str]) -> Callable[[str], float]:
+    """Rarity of a term in the corpus (the index's IDF); 1 for every term without one."""
+    if idf is None:
+        return lambda t: 1.0
+    table = {t: max(idf(t), 1e-6) for t in vocab}
+    return lambda t: table.get(t, 1.0)
+
+
+def _out(c: _Choice) -> ChoiceScore:
+    cites = sorted(c.by_rank, key=lambda r: (-c.by_rank[r], r))
+    return ChoiceScore(choice=c.text, score=round(c.score, 6), citations=cites)
