@@ -18,6 +18,8 @@ import re
 from typing import Iterable, Mapping, Sequence
 
 __all__ = [
+    "abstention_rate",
+    "answer_in_answer",
     "answer_in_passages",
     "citation_support",
     "citation_validity",
@@ -31,6 +33,7 @@ __all__ = [
     "hit_at",
     "hits_by_key",
     "mean",
+    "mc_accuracy",
     "ndcg_at",
     "normalize",
     "nugget_recall",
@@ -169,6 +172,29 @@ def answer_in_passages(passage_texts: Sequence[str], answer: str, k: int) -> boo
 # ---------------------------------------------------------------------------------------------
 # Answer content
 # ---------------------------------------------------------------------------------------------
+
+_QUOTE_CHARS = str.maketrans("", "", "\"'")
+
+
+def answer_in_answer(answer_text: str, answer: str) -> bool:
+    """Whether the gold answer occurs in a drafted answer, case- and quote-insensitive: quotation
+    marks and apostrophes are dropped from both (a quiz writes “Squid Game”, an answer Squid Game)."""
+    gold = normalize(answer).translate(_QUOTE_CHARS).strip()
+    return bool(gold) and gold in " ".join(normalize(answer_text).translate(_QUOTE_CHARS).split())
+
+
+def mc_accuracy(picks: Sequence[int | None], gold: Sequence[int]) -> float:
+    """Share of questions whose pick is the gold choice; an abstention (None) counts as wrong;
+    0.0 for no questions."""
+    if len(picks) != len(gold):
+        raise ValueError(f"{len(picks)} picks for {len(gold)} questions")
+    return sum(p is not None and p == g for p, g in zip(picks, gold)) / len(gold) if gold else 0.0
+
+
+def abstention_rate(picks: Sequence[int | None]) -> float:
+    """Share of questions answered with an abstention (None); 0.0 for no questions."""
+    return sum(p is None for p in picks) / len(picks) if picks else 0.0
+
 
 
 def nugget_recall(answer_text: str, nuggets: Sequence[Sequence[str]]) -> float:

@@ -1,15 +1,21 @@
-"""RealTime QA 2022: an outside benchmark of real news articles and editors' quiz questions."""
+"""RealTime QA 2022: an outside benchmark of real news articles and editors' quiz questions.
+
+Each question is asked as of its quiz date (`date`, the "now" of the question) and, beside it, as
+of now (no date: how the service answers when nobody says when), with its multiple choices.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.config import RetrievalMode
-from rag.schema import Query
+from rag.config import GeneratorKind, RetrievalMode
+from rag.schema import Query, QueryResponse
 from rag.service import Service
+from rag.storage.store import Store
 
 from . import metrics as m
 
@@ -17,6 +23,14 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "realtim
 CORPUS = DATA / "corpus.jsonl.gz"
 QUESTIONS = DATA / "dev.jsonl"
 DEPTH = 10
+# The benchmark's published multiple-choice accuracy on these same 112 questions (data README,
+# from the RealTime QA repository's baseline_results).
+BASELINES = {
+    "GPT-3 + Google Custom Search": 0.821,
+    "BART-RAG + Google": 0.607,
+    "GPT-3 + DPR": 0.491,
+    "GPT-3 closed-book": 0.420,
+}
 
 
 @dataclass(frozen=True)
@@ -32,44 +46,87 @@ def load_questions(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def corpus_digest(corpus: Path) -> str:
+    """SHA-256 of the corpus file: "already ingested" means this content, wherever it lies."""
+    h = hashlib.sha256()
+    with corpus.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def ensure_ingested(service: Service, corpus: Path, on_progress=None) -> float | None:  # type: ignore[no-untyped-def]
-    """Ingest the corpus once; returns the seconds it took, or None when it was already there."""
-    if service.index.store.meta("benchmark_corpus") == str(corpus.resolve()):
-        stored = service.index.store.meta("benchmark_ingest_seconds")
+    """Ingest the corpus unless this content already is; returns the seconds the ingest that
+    embedded the index took (a later one that changed only dates or sources keeps that figure and
+    records its own under `benchmark_update_seconds`), or None when unknown."""
+    store = service.index.store
+    digest = corpus_digest(corpus)
+    if store.meta("benchmark_corpus_sha256") == digest:
+        stored = store.meta("benchmark_ingest_seconds")
         return None if stored is None else float(stored)
     report = service.ingest_paths([corpus], on_progress=on_progress)
-    from rag.storage.store import Store
-
-    conn = service.index.store.connect()
+    conn = store.connect()
+    if report.chunks == 0 and store.meta("benchmark_ingest_seconds") is not None:
+        Store.set_meta(conn, "benchmark_update_seconds", f"{report.seconds:.1f}")
+    else:
+        Store.set_meta(conn, "benchmark_ingest_seconds", f"{report.seconds:.1f}")
     Store.set_meta(conn, "benchmark_corpus", str(corpus.resolve()))
-    Store.set_meta(conn, "benchmark_ingest_seconds", f"{report.seconds:.1f}")
-    return report.seconds
+    Store.set_meta(conn, "benchmark_corpus_sha256", digest)
+    stored = store.meta("benchmark_ingest_seconds")
+    return None if stored is None else float(stored)
 
 
-def run(service: Service, questions: list[dict], mode: RetrievalMode | None = None) -> dict[str, float]:
-    """hit@1/5/10 and MRR@10 by gold URL, answer-in-passages@5/10, latency, over all questions."""
+def ask(
+    service: Service, q: dict, mode: RetrievalMode | None, as_of: bool, generator: GeneratorKind | None = None
+) -> QueryResponse:
+    """One quiz question with its choices, as of its quiz date or (as_of=False) as of now."""
+    query = Query(question=q["question"], k=DEPTH, as_of=q["date"] if as_of else None, choices=q["choices"],
+                  generator=generator)
+    return service.ask(query, mode)
+
+
+def score(q: dict, resp: QueryResponse, latency_ms: float) -> dict:
+    """One question's row: gold-article rank, answer containment, the multiple-choice pick."""
+    rank = m.hits_by_key([p.source or "" for p in resp.passages], q["gold_url"])
+    texts = [p.text for p in resp.passages]
+    choice = resp.choice
+    picked = None if choice is None or choice.abstained else choice.index
+    return {
+        "id": q["id"], "gold_rank": rank, "picked": picked, "gold_choice": q["choices"].index(q["answer"]),
+        "hit@1": m.hit_at(rank, 1), "hit@5": m.hit_at(rank, 5), "hit@10": m.hit_at(rank, 10),
+        "rr@10": m.reciprocal_rank(rank, 10),
+        "answer_in_passages@5": float(m.answer_in_passages(texts, q["answer"], 5)),
+        "answer_in_passages@10": float(m.answer_in_passages(texts, q["answer"], 10)),
+        "answer_in_answer": float(m.answer_in_answer(resp.answer.text if resp.answer else "", q["answer"])),
+        "mc_fallback": float(bool(choice and choice.fallback)),
+        "latency_ms": latency_ms,
+    }
+
+
+def summarise(rows: list[dict]) -> dict[str, float]:
+    """hit@1/5/10, MRR@10, answer containment, mc_accuracy (abstentions wrong) and abstention rate."""
+    if not rows:
+        return {}
+    keys = ("hit@1", "hit@5", "hit@10", "rr@10", "answer_in_passages@5", "answer_in_passages@10", "answer_in_answer")
+    out = {k: m.mean(r[k] for r in rows) for k in keys}
+    out["mrr@10"] = out.pop("rr@10")
+    picks, gold = [r["picked"] for r in rows], [r["gold_choice"] for r in rows]
+    out["mc_accuracy"] = m.mc_accuracy(picks, gold)
+    out["mc_abstention_rate"] = m.abstention_rate(picks)
+    out["mc_fallback_rate"] = m.mean(r["mc_fallback"] for r in rows)
+    lat = [r["latency_ms"] for r in rows]
+    out |= {"latency_p50_ms": m.percentile(lat, 50), "latency_p95_ms": m.percentile(lat, 95), "questions": float(len(rows))}
+    return out
+
+
+def run(
+    service: Service, questions: list[dict], mode: RetrievalMode | None = None, as_of: bool = True,
+    generator: GeneratorKind | None = None,
+) -> tuple[dict[str, float], list[dict]]:
+    """The summary over all questions and the per-question rows."""
     rows = []
     for q in questions:
         t0 = time.perf_counter()
-        resp = service.ask(Query(question=q["question"], k=DEPTH), mode)
-        latency = (time.perf_counter() - t0) * 1000
-        urls = [p.source or "" for p in resp.passages]
-        # A passage shown once for several copies of a story counts for each copy's URL.
-        for i, p in enumerate(resp.passages):
-            also = getattr(p, "also_in_sources", None) or []
-            if q["gold_url"] in also:
-                urls[i] = q["gold_url"]
-        rank = m.hits_by_key(urls, q["gold_url"])
-        texts = [p.text for p in resp.passages]
-        rows.append({
-            "hit@1": m.hit_at(rank, 1), "hit@5": m.hit_at(rank, 5), "hit@10": m.hit_at(rank, 10),
-            "rr@10": m.reciprocal_rank(rank, 10),
-            "answer_in_passages@5": float(m.answer_in_passages(texts, q["answer"], 5)),
-            "answer_in_passages@10": float(m.answer_in_passages(texts, q["answer"], 10)),
-            "latency_ms": latency,
-        })
-    lat = [r["latency_ms"] for r in rows]
-    out = {k: m.mean(r[k] for r in rows) for k in rows[0] if k != "latency_ms"} if rows else {}
-    out["mrr@10"] = out.pop("rr@10", 0.0)
-    out |= {"latency_p50_ms": m.percentile(lat, 50), "latency_p95_ms": m.percentile(lat, 95), "questions": float(len(rows))}
-    return out
+        resp = ask(service, q, mode, as_of, generator)
+        rows.append(score(q, resp, (time.perf_counter() - t0) * 1000))
+    return summarise(rows), rows

@@ -6,7 +6,10 @@ import importlib.util
 import json
 from pathlib import Path
 
-MAIN_METRICS = ("hit@1", "hit@5", "mrr@10", "ndcg@10", "nugget_recall", "citation_support", "refusal_accuracy")
+MAIN_METRICS = (
+    "hit@1", "hit@5", "mrr@10", "ndcg@10", "nugget_recall", "citation_support", "refusal_accuracy", "mc_accuracy",
+    "answer_in_answer",
+)
 
 
 def table(rows: dict[str, dict[str, float]]) -> str:
@@ -20,20 +23,32 @@ def table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def baseline_table(title: str, values: dict[str, float]) -> str:
+    """Published figures to read beside ours: one row each (e.g. `published_mc_accuracy`)."""
+    lines = [f"| {title} | value |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in values.items()]
+    return "\n".join(lines)
+
+
 def _fmt(v: float | None) -> str:
     if v is None:
         return "-"
     return f"{v:.0f}" if abs(v) >= 100 or float(v).is_integer() else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
 
 
-def write(folder: Path, name: str, rows: dict[str, dict[str, float]], details: dict | None = None) -> list[Path]:
-    """report JSON + Markdown + chart PNG under `folder`; returns the paths written. The chart
-    needs matplotlib (the `eval` extra): without it the PNG is left out, not the whole report."""
+def write(
+    folder: Path, name: str, rows: dict[str, dict[str, float]], details: dict | None = None,
+    baselines: dict[str, dict[str, float]] | None = None,
+) -> list[Path]:
+    """report JSON + Markdown + chart PNG under `folder`; returns the paths written. `baselines`:
+    published figures shown beside ours. The chart needs matplotlib (the `eval` extra): without it
+    the PNG is left out, not the whole report."""
     folder.mkdir(parents=True, exist_ok=True)
     js = folder / f"{name}.json"
-    js.write_text(json.dumps({"configs": rows, "details": details or {}}, indent=2, default=str))
+    body = {"configs": rows, "details": details or {}} | ({"baselines": baselines} if baselines else {})
+    js.write_text(json.dumps(body, indent=2, default=str))
     md = folder / f"{name}.md"
-    md.write_text(f"# {name}\n\n{table(rows)}\n")
+    extra = "".join(f"\n{baseline_table(t, v)}\n" for t, v in (baselines or {}).items())
+    md.write_text(f"# {name}\n\n{table(rows)}\n{extra}")
     if importlib.util.find_spec("matplotlib") is None:
         return [js, md]
     png = folder / f"{name}.png"

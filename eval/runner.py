@@ -109,20 +109,30 @@ def _realtimeqa(
     service = Service(settings.model_copy(update={"index_dir": folder, "chunk_tokens": configs[0].chunk_tokens}))
     ingest_s = rt.ensure_ingested(service, paths.corpus, on_progress=progress(5000) if progress else None)
     qs = rt.load_questions(paths.questions)
-    rows = {}
+    rows, details = {}, {}
     for config in configs:
-        t0 = time.perf_counter()
-        row = rt.run(service, qs, config.mode)
-        row["seconds"] = time.perf_counter() - t0
-        rows[f"{config.mode.value} chunk={config.chunk_tokens}"] = row
+        generator = None if config.generator is GeneratorKind.extractive else config.generator
+        for as_of in (True, False):
+            t0 = time.perf_counter()
+            row, per_question = rt.run(service, qs, config.mode, as_of=as_of, generator=generator)
+            row["seconds"] = time.perf_counter() - t0
+            name = f"{config.mode.value} chunk={config.chunk_tokens}" + (f" {generator.value}" if generator else "")
+            name += " as_of=quiz date" if as_of else " as_of=now"
+            rows[name], details[name] = row, per_question
     for row in rows.values():
         row["ingest_seconds"] = ingest_s if ingest_s is not None else float("nan")
         row["chunks"] = float(service.health().chunks)
-    return _finish("realtimeqa", rows, {}, results)
+    return _finish("realtimeqa", rows, details, results, {"published_mc_accuracy": rt.BASELINES})
 
 
-def _finish(name: str, rows: dict[str, dict[str, float]], details: dict, results: Path) -> Outcome:
-    written = report.write(results, name, rows, details)
-    text = report.table(rows) + "\n\nreports: " + ", ".join(str(p) for p in written)
-    metrics = next(iter(rows.values())) if len(rows) == 1 else rows
-    return Outcome(metrics, text, rows)
+def _finish(
+    name: str, rows: dict[str, dict[str, float]], details: dict, results: Path,
+    baselines: dict[str, dict[str, float]] | None = None,
+) -> Outcome:
+    written = report.write(results, name, rows, details, baselines)
+    text = report.table(rows)
+    for title, values in (baselines or {}).items():
+        text += "\n\n" + report.baseline_table(title, values)
+    text += "\n\nreports: " + ", ".join(str(p) for p in written)
+    metrics = next(iter(rows.values())) if len(rows) == 1 else dict(rows)
+    return Outcome(metrics | (baselines or {}), text, rows)

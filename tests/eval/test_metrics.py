@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from eval.metrics import (
+    abstention_rate,
+    answer_in_answer,
     answer_in_passages,
     citation_support,
     citation_validity,
@@ -19,6 +21,7 @@ from eval.metrics import (
     first_hit_rank,
     hit_at,
     hits_by_key,
+    mc_accuracy,
     mean,
     ndcg_at,
     normalize,
@@ -356,3 +359,23 @@ def test_mean():
     assert mean([1, 2, 3, 4]) == 2.5
     assert mean([]) == 0.0
     assert mean(x for x in (0.1, 0.2, 0.3)) == pytest.approx(0.2)
+
+
+# --- multiple choice and answers that contain the answer ------------------------------------
+
+
+def test_answer_in_answer_ignores_case_and_quotes():
+    assert answer_in_answer("Netflix said Squid Game will return [1].", "\u201cSquid Game\u201d")
+    assert answer_in_answer("It is \u201cSQUID GAME\u201d.", "Squid Game")
+    assert answer_in_answer("Trump\u2019s   deal", "Trump's deal")
+    assert not answer_in_answer("Boris Johnson resigned.", "UK Prime Minister Boris Johnson")
+    assert not answer_in_answer("anything", "\u201c \u201d") and not answer_in_answer("", "Europe")
+
+
+def test_mc_accuracy_counts_abstentions_wrong_and_abstention_rate_separately():
+    picks, gold = [0, 2, None, 1, None], [0, 1, 3, 1, 0]
+    assert mc_accuracy(picks, gold) == 2 / 5  # questions 1 and 4 right; both abstentions wrong
+    assert abstention_rate(picks) == 2 / 5
+    assert mc_accuracy([], []) == 0.0 and abstention_rate([]) == 0.0
+    with pytest.raises(ValueError):
+        mc_accuracy([0], [0, 1])
