@@ -9,13 +9,15 @@ PORT   ?= 8000
 # were measured with: the int8 export and its vectors change with torch, onnx and onnxruntime.
 CONSTRAINTS := constraints.txt
 INSTALL     := $(PIP) install -q -c $(CONSTRAINTS)
+# The web page tests drive Debian's Chromium (tests/api/test_web.py); no browser is downloaded.
+CHROMIUM    := /usr/bin/chromium
 
 # Models load only from installed packages: never reach for a model hub at run time.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: serve test test-all eval bench bench-index bench-txtai venv lock clean-index
+.PHONY: serve test test-all eval bench bench-index bench-txtai venv browser lock clean-index
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -38,11 +40,24 @@ venv: $(VENV)/.dev
 serve: $(VENV)/.base
 	$(VENV)/bin/rag serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.dev
-	$(PY) -m pytest -q
+# RAG_REQUIRE_BROWSER=1: the browser tests fail, not skip, without Chromium, so a green `make test`
+# means the whole suite ran, as on CI.
+test: $(VENV)/.dev browser
+	RAG_REQUIRE_BROWSER=1 $(PY) -m pytest -q
 
-test-all: $(VENV)/.dev
-	$(PY) -m pytest -q -m ''
+test-all: $(VENV)/.dev browser
+	RAG_REQUIRE_BROWSER=1 $(PY) -m pytest -q -m ''
+
+# Installs Debian's Chromium when it is missing and apt can (root); otherwise says what to run.
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && apt-get install -y -q chromium; \
+	  fi; \
+	  test -x $(CHROMIUM) || { \
+	    echo "make test drives Chromium at $(CHROMIUM) for the web page tests; install Debian's package:" \
+	      "sudo apt-get install -y chromium (or run the rest alone: $(PY) -m pytest -q)"; \
+	    exit 1; }; }
 
 eval: $(VENV)/.dev
 	$(VENV)/bin/rag eval

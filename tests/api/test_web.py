@@ -1,12 +1,14 @@
 """The web page at `/`: served by the app, and driven end to end in headless Chromium.
 
 The browser tests run Debian's `/usr/bin/chromium` through Playwright's Python package against a
-live uvicorn server on loopback (never a downloaded browser); they skip only where that binary is
-absent.
+live uvicorn server on loopback (never a downloaded browser). Where that binary is absent they skip,
+except under `make test` (RAG_REQUIRE_BROWSER=1) or CI (CI=true), where they fail: there a green
+run must mean the whole suite ran.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -31,7 +33,11 @@ XSS_TEXT = "Ceasefire talk <script>window.__pwned=1</script> <img src=x onerror=
 XSS_TITLE = "<b>Breaking</b> <script>window.__pwned=3</script>"
 TIMEOUT_MS = 60_000  # the first question warms the model up on a small, busy machine
 
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+NO_CHROMIUM = f"no Chromium at {CHROMIUM} (install it: apt-get install chromium)"
+BROWSER_REQUIRED = os.environ.get("RAG_REQUIRE_BROWSER") == "1" or os.environ.get("CI", "").lower() == "true"
+
+# Where the browser is required, the tests run and the `browser` fixture fails with NO_CHROMIUM.
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists() and not BROWSER_REQUIRED, reason=NO_CHROMIUM)
 
 
 # --- without a browser ------------------------------------------------------------------------
@@ -103,7 +109,9 @@ def live_url(seeds_service) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+        if BROWSER_REQUIRED:
+            pytest.fail(f"{NO_CHROMIUM}; required under make test and CI", pytrace=False)
+        pytest.skip(NO_CHROMIUM)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
