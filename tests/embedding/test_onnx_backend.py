@@ -34,8 +34,8 @@ SHORT_QUESTIONS = [
 
 
 @pytest.fixture(scope="module")
-def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("onnx-cache")
+def onnx_cache(fresh_onnx_cache: Path) -> Path:
+    return fresh_onnx_cache
 
 
 @pytest.fixture(scope="module")
