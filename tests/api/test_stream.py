@@ -136,3 +136,14 @@ def test_cli_stream_json_is_one_event_a_line(cli, fake_llm, llm_at):
 def test_cli_unknown_generator_is_a_usage_error(cli):
     r = cli("ask", NATO, "--generator", "gpt-5")
     assert r.exit_code == 2 and "'extractive', 'openai' or 'local'" in r.output
+
+
+def test_choices_and_as_of_stream_with_the_answer_event(client):
+    body = {"question": "Which Russian media outlet interviewed Alexander Grushko?", "choices": ["Pravda", "Izvestiya"],
+            "as_of": "2022-06-16"}
+    got = events(client, body)
+    assert [e for e, _ in got][0] == "passages" and got[-1][0] == "answer"
+    final = got[-1][1]
+    plain = client.post("/query", json=body).json()
+    assert final["choice"] == plain["choice"] and final["choice"]["picked"] == "Izvestiya"
+    assert events(client, {"question": NATO})[-1][1]["choice"] is None
