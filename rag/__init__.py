@@ -4,10 +4,11 @@ The packages, lowest first (each imports only those before it; `tests/test_layer
 
 - foundation: `config` (settings and enums), `text` (words, stems, sentences), `dates` (publication
   dates read and normalised to UTC), `schema` (the JSON contract of `POST /query` and `rag ask --json`);
-- `ingestion.documents`, `ingestion.chunking`, `ingestion.dedup`: reading and splitting articles;
+- `ingestion.documents`, `ingestion.chunking`, `ingestion.dedup`: reading and splitting articles (and
+  `ingestion.html`, `.feeds`, `.fetch`, `.web`: web pages, RSS/Atom feeds and polite fetching);
 - `embedding`: text to vectors;
 - `storage`: the SQLite store, FAISS vectors and word index, committed atomically;
-- `ingestion.pipeline`: load -> chunk -> embed -> commit;
+- `ingestion.pipeline`: load -> chunk -> embed -> commit; `ingestion.watcher` polls feeds into it;
 - `retrieval`: passages for a question;
 - `answering`: the cited answer or a refusal;
 - `service`: the one object the shells use; `cli` (and the `api` package beside `rag`) are shells.

@@ -128,6 +128,35 @@ class Settings(BaseSettings):
     # under cache_dir/models on first use.
     llm_model_path: str = "packaged:qwen2.5-coder-1.5b"
     llm_max_tokens: int = Field(160, ge=8, le=4096)
+    # --- news feeds and fetching (rag/ingestion/fetch.py, rag/ingestion/watcher.py) ------------------------
+    # Comma-separated RSS or Atom feed URLs that `rag serve` polls in the background (none: no watcher).
+    feeds: str = ""
+    # Time between polls of a feed: seconds, or with a unit (`90s`, `10m`, `1h`); errors back off from it.
+    feed_every: str = "10m"
+    fetch_timeout_s: float = Field(10.0, gt=0, le=300)
+    # A page or feed larger than this is refused (news pages are well under 1 MiB of HTML).
+    fetch_max_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    fetch_max_redirects: int = Field(5, ge=0, le=30)
+    # Loopback, private and link-local addresses are refused unless this is set (a fetch must not
+    # reach the machine's own or its network's services on a feed's say-so).
+    fetch_allow_private: bool = False
+    # Comma-separated hosts whose private addresses are allowed all the same (a trusted intranet feed).
+    fetch_allow_hosts: str = ""
+    fetch_user_agent: str = "rag-news/0.1 (news question answering; feed reader)"
+
+    @field_validator("feed_every")
+    @classmethod
+    def _readable_every(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @property
+    def feed_urls(self) -> list[str]:
+        return [u.strip() for u in self.feeds.split(",") if u.strip()]
+
+    @property
+    def feed_every_s(self) -> float:
+        return parse_duration(self.feed_every)
 
     @field_validator("chunk_overlap")
     @classmethod
@@ -136,6 +165,24 @@ class Settings(BaseSettings):
         if v >= size:
             raise ValueError(f"chunk_overlap ({v}) must be smaller than chunk_tokens ({size})")
         return v
+
+
+_DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# Polling a feed faster than this is impolite to the publisher and never needed for news.
+MIN_FEED_EVERY_S = 1.0
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of `90`, `90s`, `10m`, `1.5h` or `1d`; ValueError saying the forms otherwise."""
+    value = text.strip().lower()
+    unit = value[-1:] if value[-1:].isalpha() else ""
+    try:
+        seconds = float(value[: len(value) - len(unit)]) * _DURATION_UNITS[unit]
+    except (KeyError, ValueError):
+        raise ValueError(f"unreadable duration {text!r} (use seconds, or 90s, 10m, 1h, 1d)") from None
+    if not seconds >= MIN_FEED_EVERY_S or seconds == float("inf"):
+        raise ValueError(f"duration {text!r} must be at least {MIN_FEED_EVERY_S:g} s")
+    return seconds
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -161,11 +161,23 @@ class DocumentOut(DocumentSummary):
     text: str
 
 
+class FeedStatus(BaseModel):
+    """One watched feed (RAG_FEEDS): when it was last polled, last read, and what went wrong."""
+
+    url: str
+    last_poll: str | None = Field(None, description="ISO UTC time of the last poll")
+    last_success: str | None = Field(None, description="ISO UTC time of the last poll that read the feed")
+    error: str | None = Field(None, description="the last poll's error, or the pages it could not read")
+    failures: int = Field(0, description="polls failed in a row (polling backs off)")
+    articles: int = Field(0, description="articles of this feed ingested so far")
+
+
 class Health(BaseModel):
     status: str = "ok"
     documents: int
     chunks: int
     model: str
+    feeds: list[FeedStatus] | None = Field(None, description="present when the server watches feeds")
 
 
 class ErrorOut(BaseModel):

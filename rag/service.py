@@ -14,8 +14,11 @@ from .config import RetrievalMode, Settings
 from .embedding import Embedder, load_embedder
 from .ingestion import Chunker, Document, load_path
 from .ingestion.pipeline import IngestReport, Ingestor, ProgressFn
+from .ingestion.fetch import Fetcher, FetchPolicy
+from .ingestion.watcher import EventFn, FeedState, Watcher
+from .ingestion.web import UrlDocuments, read_url
 from .retrieval import Hit, Retriever, load_reranker
-from .schema import DocumentOut, DocumentSummary, Health, Passage, Query, QueryResponse
+from .schema import DocumentOut, DocumentSummary, FeedStatus, Health, Passage, Query, QueryResponse
 from .storage import DocRow, Filters, Index, IndexPolicy, Manifest, Store
 
 class Service:
@@ -33,6 +36,7 @@ class Service:
             self.index, self.embedder, settings.max_per_doc, load_reranker(settings, self.embedder), settings.rerank_candidates
         )
         self.ingestor = Ingestor(self.index, self.embedder, self.chunker, settings.embed_batch_size)
+        self.watcher: Watcher | None = None
 
     # --- questions ---------------------------------------------------------------------------
     def ask(
@@ -112,7 +116,8 @@ class Service:
 
     def health(self) -> Health:
         docs, chunks = self.index.store.counts()
-        return Health(documents=docs, chunks=chunks, model=self.embedder.identity.name)
+        feeds = None if self.watcher is None else [_feed_status(s) for s in self.watcher.statuses()]
+        return Health(documents=docs, chunks=chunks, model=self.embedder.identity.name, feeds=feeds)
 
     def ingest(self, docs: Iterable[Document], rebuild: bool = False, on_progress: ProgressFn | None = None) -> IngestReport:
         return self.ingestor.ingest(docs, rebuild=rebuild, on_progress=on_progress)
@@ -122,6 +127,35 @@ class Service:
 
     def delete(self, doc_ids: list[str]) -> list[str]:
         return self.ingestor.delete(doc_ids)
+
+    # --- the web: pages, feeds, and watching them ------------------------------------------
+    def read_urls(self, urls: list[str]) -> list[UrlDocuments]:
+        """The articles at each URL (a page, or a feed's entries), fetched under RAG_FETCH_*."""
+        with Fetcher(FetchPolicy.from_settings(self.settings)) as fetcher:
+            return [read_url(u, fetcher) for u in urls]
+
+    def watch(self, feeds: list[str], every_s: float | None = None, on_event: EventFn | None = None) -> Watcher:
+        """A watcher of `feeds` ingesting into this index (its state kept in the index);
+        `poll_once()` it, or `start()` it in the background. `close()` stops it."""
+        self.stop_watching()
+        fetcher = Fetcher(FetchPolicy.from_settings(self.settings))
+        every = self.settings.feed_every_s if every_s is None else every_s
+        self.watcher = Watcher(feeds, self.index.store, fetcher, lambda docs: self.ingest(docs), every, on_event)
+        return self.watcher
+
+    def start_watching(self, on_event: EventFn | None = None) -> Watcher | None:
+        """Poll RAG_FEEDS in a background thread, if any are set."""
+        if not self.settings.feed_urls:
+            return None
+        watcher = self.watch(self.settings.feed_urls, on_event=on_event)
+        watcher.start()
+        return watcher
+
+    def stop_watching(self, timeout: float | None = None) -> None:
+        if self.watcher is not None:
+            self.watcher.stop(timeout)
+            self.watcher.fetcher.close()
+            self.watcher = None
 
     # --- the shipped corpus ------------------------------------------------------------------
     def seed_if_needed(self, on_progress: ProgressFn | None = None) -> IngestReport | None:
@@ -142,7 +176,15 @@ class Service:
         return report
 
     def close(self) -> None:
+        self.stop_watching()
         self.index.close()
+
+
+def _feed_status(s: FeedState) -> FeedStatus:
+    return FeedStatus(
+        url=s.url, last_poll=s.last_poll, last_success=s.last_success, error=s.error, failures=s.failures,
+        articles=len(s.pages),
+    )
 
 
 def _summary(d: DocRow) -> DocumentSummary:

@@ -1,5 +1,8 @@
 """Ingestion: reads articles (`documents`), splits them into cited chunks (`chunking`), finds
 near-duplicate wire copies (`dedup`), and runs load -> chunk -> embed -> commit (`pipeline`).
+Web pages (`html`), RSS/Atom feeds (`feeds`), polite bounded fetching (`fetch`) and URLs
+(`web`) sit with the loaders; `watcher`, polling feeds into the pipeline, sits above it (and
+imports `rag.storage` for its state).
 
 The loaders and the chunker import only the foundation (`config`, `text`, `dates`); `pipeline` also
 imports `rag.embedding` and `rag.storage`, and is imported lazily so loading a file stays light.

@@ -41,6 +41,9 @@ CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ordinal);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     body, tokenize='porter unicode61 remove_diacritics 2'
 );
+-- A watched feed's polling state as JSON (rag/ingestion/watcher.py): validators, per-entry hashes,
+-- last poll, success and error. Kept beside the index so it survives restarts.
+CREATE TABLE IF NOT EXISTS feed_state (url TEXT PRIMARY KEY, state TEXT NOT NULL);
 """
 
 
@@ -190,6 +193,10 @@ class Store:
     def hashes(self) -> dict[str, str]:
         return dict(self.connect().execute("SELECT id, content_hash FROM documents").fetchall())
 
+    def feed_states(self) -> dict[str, str]:
+        """Each watched feed's stored state (JSON), by feed URL."""
+        return dict(self.connect().execute("SELECT url, state FROM feed_state").fetchall())
+
     def chunks_by_vid(self, vids: list[int]) -> dict[int, ChunkRow]:
         if not vids:
             return {}
@@ -318,6 +325,12 @@ class Store:
         conn.execute(
             "UPDATE documents SET source=?, published=?, published_day=?, content_hash=? WHERE id=?",
             (doc.source, doc.published, iso_day(doc.published), doc.content_hash, doc.id),
+        )
+
+    @staticmethod
+    def set_feed_state(conn: sqlite3.Connection, url: str, state: str) -> None:
+        conn.execute(
+            "INSERT INTO feed_state(url, state) VALUES(?, ?) ON CONFLICT(url) DO UPDATE SET state=excluded.state", (url, state)
         )
 
     @staticmethod

@@ -1,0 +1,118 @@
+"""Polite, bounded fetching (rag/ingestion/fetch.py) against a real HTTP server on loopback.
+
+No request ever leaves loopback: refused addresses are refused before any connection is made."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.ingestion.fetch import Fetcher, FetchError, FetchPolicy, check_url, is_public
+from newsserver import NewsServer, Route
+
+OPEN = FetchPolicy(timeout_s=0.5, max_bytes=64 * 1024, max_redirects=3, allow_private=True, user_agent="rag-news-test/1")
+
+
+@pytest.fixture()
+def site():
+    server = NewsServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture()
+def fetcher():
+    with Fetcher(OPEN) as f:
+        yield f
+
+
+def test_fetches_with_the_project_user_agent_and_the_declared_charset(site, fetcher):
+    site.routes["/a"] = Route(b"<p>caf\xe9</p>", content_type="text/html; charset=ISO-8859-1")
+    got = fetcher.get(site.url("/a"))
+    assert got.status == 200 and got.content == b"<p>caf\xe9</p>"
+    assert got.content_type == "text/html" and got.charset == "ISO-8859-1" and got.etag
+    assert site.hits[-1].headers["user-agent"] == "rag-news-test/1"
+
+
+def test_conditional_requests_get_304(site, fetcher):
+    site.routes["/a"] = Route(b"<p>hello</p>")
+    first = fetcher.get(site.url("/a"))
+    again = fetcher.get(site.url("/a"), etag=first.etag, last_modified=first.last_modified)
+    assert again.not_modified and again.content == b""
+    assert site.hits[-1].headers["if-none-match"] == first.etag
+    assert site.hits[-1].headers["if-modified-since"] == first.last_modified
+
+
+def test_a_page_over_the_size_cap_is_a_clear_error_with_or_without_content_length(site, fetcher):
+    site.routes["/big"] = Route(b"x" * (OPEN.max_bytes + 1))
+    site.routes["/big-chunked"] = Route(b"x" * (OPEN.max_bytes * 3), chunked=True)
+    for path in ("/big", "/big-chunked"):
+        with pytest.raises(FetchError, match=r"larger than 65,536 bytes \(RAG_FETCH_MAX_BYTES\)"):
+            fetcher.get(site.url(path))
+
+
+def test_redirects_are_followed_a_bounded_number_of_times(site, fetcher):
+    site.routes["/old"] = Route(status=301, headers={"Location": "/new"}, validators=False)
+    site.routes["/new"] = Route(b"<p>moved</p>")
+    got = fetcher.get(site.url("/old"))
+    assert got.url == site.url("/new") and got.content == b"<p>moved</p>"
+    site.routes["/loop-a"] = Route(status=302, headers={"Location": "/loop-b"}, validators=False)
+    site.routes["/loop-b"] = Route(status=302, headers={"Location": "/loop-a"}, validators=False)
+    with pytest.raises(FetchError, match=r"more than 3 redirects"):
+        fetcher.get(site.url("/loop-a"))
+    assert len(site.requests_to("/loop-a")) + len(site.requests_to("/loop-b")) == 4  # the first + 3 hops
+
+
+def test_only_http_and_https(site, fetcher):
+    site.routes["/to-file"] = Route(status=302, headers={"Location": "file:///etc/passwd"}, validators=False)
+    with pytest.raises(FetchError, match="only http and https"):
+        fetcher.get(site.url("/to-file"))
+    with pytest.raises(FetchError, match="only http and https"):
+        fetcher.get("ftp://127.0.0.1/feed.xml")
+
+
+def test_a_page_that_times_out(site, fetcher):
+    site.routes["/slow"] = Route(b"<p>late</p>", delay=1.5)
+    with pytest.raises(FetchError, match=r"/slow: timed out after 0.5 s"):
+        fetcher.get(site.url("/slow"))
+
+
+def test_http_errors_name_the_url_and_status(site, fetcher):
+    site.routes["/gone"] = Route(b"gone", status=410, validators=False)
+    with pytest.raises(FetchError, match=r"/gone: HTTP 410"):
+        fetcher.get(site.url("/gone"))
+    with pytest.raises(FetchError, match=r"/missing: HTTP 404"):
+        fetcher.get(site.url("/missing"))
+
+
+def test_loopback_and_private_addresses_are_refused_without_the_setting(site):
+    site.routes["/a"] = Route(b"<p>private</p>")
+    with Fetcher(FetchPolicy(timeout_s=0.5)) as guarded:
+        for url in (site.url("/a"), f"http://localhost:{site.server.server_address[1]}/a", "http://10.1.2.3/feed",
+                    "http://[::1]/feed", "http://169.254.169.254/latest/meta-data", "http://192.168.0.1/"):
+            with pytest.raises(FetchError, match="loopback, private or reserved address"):
+                guarded.get(url)
+    assert site.hits == []  # refused before connecting
+
+
+def test_every_redirect_hop_is_checked_not_only_the_first_url(site):
+    # The first host is trusted by name; the redirect's target resolves to loopback too, but is not.
+    site.routes["/hop"] = Route(status=302, headers={"Location": f"http://localhost:{site.server.server_address[1]}/a"},
+                                validators=False)
+    site.routes["/to-private"] = Route(status=302, headers={"Location": "http://10.0.0.7/admin"}, validators=False)
+    with Fetcher(FetchPolicy(timeout_s=0.5, allow_hosts=("127.0.0.1",))) as guarded:
+        for path in ("/hop", "/to-private"):
+            with pytest.raises(FetchError, match="loopback, private or reserved address"):
+                guarded.get(site.url(path))
+    assert [h.path for h in site.hits] == ["/hop", "/to-private"]
+
+
+def test_public_addresses():
+    assert is_public("93.184.216.34") and is_public("2606:2800:220:1:248:1893:25c8:1946")
+    for addr in ("127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+                 "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "224.0.0.1"):
+        assert not is_public(addr), addr
+
+
+def test_urls_without_a_host_are_refused():
+    with pytest.raises(FetchError, match="no host"):
+        check_url("http:///feed", allow_private=True)
