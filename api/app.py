@@ -5,7 +5,12 @@ Each concern lives in its own router module; this file only assembles them.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from rag.config import Settings
 from rag.schema import ErrorOut
@@ -19,6 +24,21 @@ ERROR_RESPONSES: dict[int | str, dict] = {
 }
 
 
+@asynccontextmanager
+async def watch_feeds(app: FastAPI) -> AsyncIterator[None]:
+    """RAG_FEEDS polled by a background thread while the server runs, stopped at shutdown; each
+    poll's summary line goes to the server's terminal."""
+    holder: ServiceHolder = app.state.holder
+    service = await run_in_threadpool(holder.get) if holder.settings.feed_urls else None
+    if service is not None:
+        service.start_watching(on_event=lambda line: print(line, file=sys.stderr, flush=True))
+    try:
+        yield
+    finally:
+        if service is not None:
+            await run_in_threadpool(service.stop_watching)
+
+
 def create_app(service: Service | None = None, settings: Settings | None = None) -> FastAPI:
     """The app over a ready service (tests, `rag serve`) or one built from settings on first use."""
     app = FastAPI(
@@ -26,6 +46,7 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
         version="0.1.0",
         description="Ask questions of a collection of news articles; every passage cites its article by offsets.",
         responses=ERROR_RESPONSES,
+        lifespan=watch_feeds,
     )
     app.state.holder = ServiceHolder(service, settings)
     errors.install(app)

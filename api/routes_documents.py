@@ -1,7 +1,7 @@
 """Writing endpoints: add, replace and delete documents.
 
 `POST /documents` takes one article as JSON, or one file as a multipart upload (.txt, .md, .jsonl,
-.jsonl.gz) parsed the way `rag ingest` parses files. Ingest is idempotent by content hash, so a
+.jsonl.gz, .html, .htm) parsed the way `rag ingest` parses files. Ingest is idempotent by content hash, so a
 repeated request is a no-op. Writes are serialised per app by an asyncio lock (the index's file
 lock serialises them across processes); blocking work runs in the thread pool, so queries keep
 answering from the last committed index meanwhile.
@@ -208,6 +208,8 @@ def _from_upload(upload: UploadFile, settings: Settings) -> list[Document]:
             return [document_from_text(stem, text, source=name)]
         except DocumentError as exc:
             raise HTTPException(422, str(exc)) from None
+    if lower.endswith((".html", ".htm")):
+        return _page_document(upload, name)
     if lower.endswith(".gz"):
         stream: IO[bytes] = gzip.GzipFile(fileobj=upload.file, mode="rb")
         limit, setting = settings.max_upload_expanded_bytes, "RAG_MAX_UPLOAD_EXPANDED_BYTES"
@@ -217,6 +219,22 @@ def _from_upload(upload: UploadFile, settings: Settings) -> list[Document]:
         return _jsonl_documents(stream, name, settings.max_docs_per_upload, limit, setting)
     except (gzip.BadGzipFile, EOFError, zlib.error):
         raise HTTPException(400, f"{name} is not a valid gzip file") from None
+
+
+def _page_document(upload: UploadFile, name: str) -> list[Document]:
+    """A saved web page: its article text (rag/ingestion/html.py), by the charset the part or the page declares."""
+    from rag.ingestion.fetch import parse_content_type
+    from rag.ingestion.html import decode_html, document_from_html
+
+    charset = parse_content_type(upload.headers.get("content-type", ""))[1]
+    try:
+        html = decode_html(upload.file.read(), name, charset)
+    except DocumentError as exc:
+        raise HTTPException(400, str(exc)) from None
+    try:
+        return [document_from_html(html, name, doc_id=name[: name.rfind(".")], source=name)]
+    except DocumentError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 def _jsonl_documents(stream: IO[bytes], name: str, max_docs: int, limit: int, setting: str) -> list[Document]:

@@ -54,15 +54,16 @@ def open_service(rebuild: bool = False, seed: bool = True):  # type: ignore[no-u
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders (.txt, .md, .jsonl, .jsonl.gz).")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Files or folders (.txt, .md, .jsonl, .jsonl.gz, .html, .htm), or http(s) URLs of pages or RSS/Atom feeds."),
+    ],
     rebuild: Annotated[bool, typer.Option(help="Re-chunk and re-embed every stored document too.")] = False,
 ) -> None:
     """Add or update documents; unchanged ones are skipped."""
-    from .ingestion.documents import load_path
-
     service = open_service(rebuild=rebuild, seed=False)
     try:
-        docs = [d for p in paths for d in load_path(p)]
+        docs = _gather(service, paths)
         report = service.ingest(docs, rebuild=rebuild, on_progress=_progress_bar(len(docs)))
     except KNOWN_ERRORS as exc:
         fail(str(exc))
@@ -72,6 +73,53 @@ def ingest(
         + f", {len(report.unchanged)} unchanged; "
         f"{report.chunks} chunks embedded in {report.seconds:.1f} s."
     )
+
+
+def _gather(service, paths: list[str]) -> list:  # type: ignore[no-untyped-def]
+    """The documents of each file, folder or URL, in order; a feed's unreadable pages are warned of."""
+    from .ingestion.documents import load_path
+    from .ingestion.web import is_url
+
+    docs = []
+    for p in paths:
+        if not is_url(p):
+            docs += list(load_path(Path(p)))
+            continue
+        for found in service.read_urls([p]):
+            for failure in found.failures:
+                say(f"warning: skipped {failure}")
+            docs += found.documents
+    return docs
+
+
+@app.command()
+def watch(
+    feeds: Annotated[list[str], typer.Argument(help="URLs of RSS or Atom feeds.")],
+    every: Annotated[str | None, typer.Option(help="Time between polls: 90s, 10m, 1h (default RAG_FEED_EVERY).")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Poll each feed once and exit (1 if any feed failed).")] = False,
+) -> None:
+    """Poll feeds and ingest new or changed articles as they are published (Ctrl-C stops)."""
+    from .config import parse_duration
+
+    try:
+        every_s = parse_duration(every) if every is not None else None
+    except ValueError as exc:
+        fail(f"--every: {exc}", 2)
+    service = open_service(seed=False)
+    watcher = service.watch(feeds, every_s, on_event=say)
+    if once:
+        failed = [s for s in watcher.poll_once() if s.outcome == "error"]
+        service.close()
+        if failed:
+            fail(f"{len(failed)} of {len(watcher.feeds)} feed(s) could not be read")
+        return
+    say(f"Watching {len(watcher.feeds)} feed(s) every {watcher.every_s:g} s (Ctrl-C stops).")
+    try:
+        watcher.run()
+    except KeyboardInterrupt:
+        say("Stopped.")
+    finally:
+        service.close()
 
 
 @app.command()
@@ -220,6 +268,8 @@ def serve(
         fail(str(exc))
     if report and (report.added or report.replaced):
         say(f"Seeds changed: {len(report.added)} added, {len(report.replaced)} replaced.")
+    if settings.feed_urls:
+        say(f"Watching {len(settings.feed_urls)} feed(s) (RAG_FEEDS) every {settings.feed_every}.")
     say(f"Serving on http://{host}:{port} (OpenAPI page at /docs)")
     # Keep idle connections longer than clients do (httpx and most pools drop theirs after 5 s,
     # uvicorn's default too): otherwise the server may close one just as a client reuses it, and

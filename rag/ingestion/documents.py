@@ -1,4 +1,5 @@
-"""Documents and their loaders: .txt, .md, and .jsonl / .jsonl.gz with one article a line."""
+"""Documents and their loaders: .txt, .md, .jsonl / .jsonl.gz with one article a line, and web
+pages (.html, .htm; rag/ingestion/html.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from .. import dates
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".jsonl", ".jsonl.gz")
+SUPPORTED_SUFFIXES = (".txt", ".md", ".jsonl", ".jsonl.gz", ".html", ".htm")
 MAX_ID_CHARS = 200
 # A headline is a short first line without a closing full stop; longer lines are lede sentences.
 HEADLINE_MAX_CHARS = 150
@@ -140,6 +141,11 @@ def load_path(path: Path) -> Iterator[Document]:
         raise DocumentError(f"{path}: unsupported file type (use {', '.join(SUPPORTED_SUFFIXES)})")
     if path.name.endswith((".jsonl", ".jsonl.gz")):
         yield from _read_jsonl(path)
+        return
+    if path.name.endswith((".html", ".htm")):
+        from .html import load_html  # trafilatura is imported only when a page is read
+
+        yield load_html(path.read_bytes(), path.stem, _display_source(path))
         return
     text = decode_utf8(path.read_bytes(), str(path))
     yield document_from_text(path.stem, text, _display_source(path))
