@@ -94,7 +94,7 @@ def _gather(service, paths: list[str]) -> list:  # type: ignore[no-untyped-def]
 
 @app.command()
 def watch(
-    feeds: Annotated[list[str], typer.Argument(help="URLs of RSS or Atom feeds.")],
+    feeds: Annotated[list[str] | None, typer.Argument(help="URLs of RSS or Atom feeds (default: RAG_FEEDS).")] = None,
     every: Annotated[str | None, typer.Option(help="Time between polls: 90s, 10m, 1h (default RAG_FEED_EVERY).")] = None,
     once: Annotated[bool, typer.Option("--once", help="Poll each feed once and exit (1 if any feed failed).")] = False,
 ) -> None:
@@ -106,6 +106,9 @@ def watch(
     except ValueError as exc:
         fail(f"--every: {exc}", 2)
     service = open_service(seed=False)
+    feeds = feeds or service.settings.feed_urls
+    if not feeds:
+        fail("no feeds: name their URLs, or set RAG_FEEDS", 2)
     watcher = service.watch(feeds, every_s, on_event=say)
     if once:
         failed = [s for s in watcher.poll_once() if s.outcome == "error"]

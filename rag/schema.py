@@ -169,7 +169,7 @@ class FeedStatus(BaseModel):
     last_success: str | None = Field(None, description="ISO UTC time of the last poll that read the feed")
     error: str | None = Field(None, description="the last poll's error, or the pages it could not read")
     failures: int = Field(0, description="polls failed in a row (polling backs off)")
-    articles: int = Field(0, description="articles of this feed ingested so far")
+    articles: int = Field(0, description="entries the feed lists now whose articles are ingested")
 
 
 class Health(BaseModel):

@@ -29,8 +29,8 @@ def site():
     server.close()
 
 
-def run(folder: Path, *args: str, private: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RAG_INDEX_DIR": str(folder / "index"), "RAG_CACHE_DIR": str(ROOT / ".cache"),
+def run(folder: Path, *args: str, private: bool = True, **extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **extra, "RAG_INDEX_DIR": str(folder / "index"), "RAG_CACHE_DIR": str(ROOT / ".cache"),
            "RAG_SEEDS_DIR": str(folder / "no-seeds"), "RAG_FETCH_TIMEOUT_S": "0.5", "HF_HUB_OFFLINE": "1"}
     if private:
         env["RAG_FETCH_ALLOW_PRIVATE"] = "true"
@@ -70,3 +70,9 @@ def test_watch_once_polls_ingests_and_reports_each_feed(site, tmp_path):
     assert f"{site.url('/wire.xml')}: not modified" in r.stderr
     r = run(tmp_path, "watch", site.url("/feed.xml"), "--every", "soon")
     assert r.returncode == 2 and "unreadable duration" in r.stderr
+    site.routes["/feed.xml"] = Route(b"<rss version='2.0'><channel><title>x</title></channel></rss>",
+                                     content_type="application/rss+xml")
+    r = run(tmp_path, "watch", "--once", RAG_FEEDS=site.url("/feed.xml"))  # the feeds of the setting
+    assert r.returncode == 0 and f"{site.url('/feed.xml')}: 0 new" in r.stderr, r.stderr
+    r = run(tmp_path, "watch", "--once", RAG_FEEDS="")
+    assert r.returncode == 2 and "no feeds" in r.stderr

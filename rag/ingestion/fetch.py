@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from email.message import Message
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from ..config import Settings
@@ -68,7 +69,12 @@ class Fetcher:
 
     def __init__(self, policy: FetchPolicy) -> None:
         self.policy = policy
+        transport = httpx.HTTPTransport()
+        pool = getattr(transport, "_pool", None)
+        if not policy.allow_private and hasattr(pool, "_network_backend"):
+            pool._network_backend = GuardedBackend(policy.allow_hosts)  # type: ignore[union-attr]
         self.client = httpx.Client(
+            transport=transport,
             timeout=httpx.Timeout(policy.timeout_s),
             follow_redirects=False,  # followed here, so every hop is checked
             headers={"User-Agent": policy.user_agent},
@@ -138,6 +144,27 @@ class Fetcher:
     def _result(url: str, resp: httpx.Response, body: bytes) -> Fetched:
         ctype, charset = parse_content_type(resp.headers.get("content-type", ""))
         return Fetched(url, resp.status_code, body, ctype, charset, resp.headers.get("etag"), resp.headers.get("last-modified"))
+
+
+class GuardedBackend(httpcore.SyncBackend):
+    """Connects only to the public addresses it has just checked: the host is resolved once, at
+    connect time, so a name that resolved to a public address for `check_url` cannot turn into a
+    private one for the connection (DNS rebinding). TLS still verifies the host's own name."""
+
+    def __init__(self, allow_hosts: tuple[str, ...] = ()) -> None:
+        self.allow_hosts = allow_hosts
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # type: ignore[no-untyped-def]
+        if host.lower() not in self.allow_hosts:
+            addrs = resolve(host, port, f"{host}:{port}")
+            bad = [a for a in addrs if not is_public(a)]
+            if bad:
+                raise FetchError(
+                    f"{host}:{port} resolves to {bad[0]}, a loopback, private or reserved address "
+                    "(RAG_FETCH_ALLOW_PRIVATE=true allows it)"
+                )
+            host = addrs[0]
+        return super().connect_tcp(host, port, timeout, local_address, socket_options)
 
 
 def parse_content_type(value: str) -> tuple[str, str | None]:

@@ -189,6 +189,9 @@ class Watcher:
             for link, seen, doc in pending:
                 self.on_event(f"  + {doc.title or doc.id}  {link}")
                 state.pages[link] = seen
+        if complete:  # entries the feed no longer lists are forgotten: the state stays bounded
+            listed = {e.link for e in feed.entries}
+            state.pages = {link: page for link, page in state.pages.items() if link in listed}
         if complete and not summary.failed:  # else the feed is read in full again next time
             state.etag, state.last_modified = fetched.etag, fetched.last_modified
 

@@ -116,3 +116,17 @@ def test_public_addresses():
 def test_urls_without_a_host_are_refused():
     with pytest.raises(FetchError, match="no host"):
         check_url("http:///feed", allow_private=True)
+
+
+def test_the_connection_itself_goes_only_to_checked_public_addresses(site):
+    # What the URL check approved is checked again at connect time, on the addresses actually dialled
+    # (a name may resolve differently the second time).
+    from rag.ingestion.fetch import GuardedBackend
+
+    port = site.server.server_address[1]
+    for host in ("localhost", "127.0.0.1"):
+        with pytest.raises(FetchError, match="loopback, private or reserved address"):
+            GuardedBackend().connect_tcp(host, port, timeout=0.5)
+    stream = GuardedBackend(allow_hosts=("127.0.0.1",)).connect_tcp("127.0.0.1", port, timeout=0.5)
+    stream.close()
+    assert site.hits == []

@@ -85,6 +85,7 @@ def test_new_entries_once_unchanged_skipped_by_304_changed_ones_replaced(site, s
     fourth = watcher.poll(site.url("/feed.xml"))
     assert (fourth.added, fourth.replaced, fourth.unchanged, fourth.skipped) == (0, 0, 1, 1)
     assert site.requests_to("/budget.html")[-1].headers.get("if-none-match")  # asked conditionally: 304
+    assert set(watcher.states[site.url("/feed.xml")].pages) == {storm["link"], budget["link"]}  # festival: no longer listed
 
     # A restart resumes from the state stored in the index: the same validators, so 304 at once.
     again = service.watch([site.url("/feed.xml")], every_s=EVERY).poll(site.url("/feed.xml"))
