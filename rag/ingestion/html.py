@@ -111,9 +111,19 @@ def document_from_html(
         doc_id = url_id(link)
     validate_doc_id(doc_id)
     doc_title = art.title or _clean(title)
-    when = art.published or _date(published)
+    when = _more_precise(art.published, _date(published))
     check_content(doc_id, art.text, doc_title, where)
     return Document(id=doc_id, text=art.text, title=doc_title, source=link or source, published=when)
+
+
+def _more_precise(page: str | None, feed: str | None) -> str | None:
+    """The page's date, or the feed's where the page states none, or the feed's time of the same
+    day where the page states only the day (pages' dates are read to the day)."""
+    if page is None:
+        return feed
+    if feed is not None and len(page) == 10 and feed[:10] == page:
+        return feed
+    return page
 
 
 def url_id(url: str) -> str:

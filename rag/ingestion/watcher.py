@@ -203,7 +203,12 @@ class Watcher:
     def run(self) -> None:
         """Poll each feed when due until `stop()`."""
         while not self._stop.is_set():
-            self.poll_once(due_only=True)
+            try:
+                self.poll_once(due_only=True)
+            except Exception as exc:  # noqa: BLE001 - e.g. the state could not be saved: try again later
+                self.on_event(f"feed watcher: {type(exc).__name__}: {exc}; retrying in {_human(self.every_s)}")
+                self._stop.wait(self.every_s)
+                continue
             due = min((s.next_poll for s in self.states.values()), default=self.clock() + self.every_s)
             self._stop.wait(max(0.05, due - self.clock()))
 

@@ -40,6 +40,11 @@ def test_document_keeps_the_extracted_text_and_takes_the_feed_title_and_date_whe
     assert doc.source == "http://site.test/budget"
     stated = document_from_html(PAGE, "page.html", url="http://site.test/storm?utm=feed", title="Feed title")
     assert stated.title == "Storm floods the northern coast" and stated.source.startswith("https://ledger.example/")
+    # The page states the day; the feed's time of that same day is kept, another day's is not.
+    timed = document_from_html(PAGE, "page.html", published="Tue, 06 Sep 2022 12:30:00 GMT")
+    assert timed.published == "2022-09-06T12:30:00Z"
+    other = document_from_html(PAGE, "page.html", published="Mon, 05 Sep 2022 12:30:00 GMT")
+    assert other.published == "2022-09-06"
 
 
 def test_charset_from_header_then_meta_then_utf8():

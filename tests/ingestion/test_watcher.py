@@ -45,7 +45,7 @@ def stored(service, doc_id):
 def test_new_entries_once_unchanged_skipped_by_304_changed_ones_replaced(site, service):
     site.routes["/2022/09/06/storm.html"] = Route(storm_page(site))
     site.routes["/budget.html"] = Route(news_page(None, BUDGET).encode())  # states neither title nor date
-    storm = item(site, "/2022/09/06/storm.html", "Storm floods coast", "Tue, 06 Sep 2022 12:30:00 GMT")
+    storm = item(site, "/2022/09/06/storm.html", "Storm floods coast", "Mon, 05 Sep 2022 12:30:00 GMT")
     budget = item(site, "/budget.html", "Budget raises hospital spending", "Wed, 07 Sep 2022 09:00:00 GMT")
     publish(site, [storm, budget])
     events: list[str] = []
@@ -119,6 +119,9 @@ def test_a_feed_going_down_and_coming_back_never_stops_the_others(site, service)
                                      content_type="application/rss+xml")
     malformed = watcher.poll(feeds[0])
     assert malformed.outcome == "error" and "malformed XML" in malformed.error and malformed.next_in_s == 4 * EVERY
+    site.routes["/feed.xml"] = Route(rss([]), content_type="application/rss+xml", delay=1.0)  # past the timeout
+    slow = watcher.poll(feeds[0])
+    assert slow.outcome == "error" and "timed out" in slow.error and slow.next_in_s == 8 * EVERY
     assert watcher.poll_once(due_only=True) == []  # neither feed is due yet
 
     publish(site, [item(site, "/storm.html", "Storm", "Tue, 06 Sep 2022 12:30:00 GMT"),
