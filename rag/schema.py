@@ -154,6 +154,7 @@ class DocumentSummary(BaseModel):
     title: str | None = None
     source: str | None = None
     published: str | None = None
+    author: str | None = Field(None, description="as the source states it (a web page's byline)")
     chunks: int
 
 

@@ -188,4 +188,6 @@ def _feed_status(s: FeedState) -> FeedStatus:
 
 
 def _summary(d: DocRow) -> DocumentSummary:
-    return DocumentSummary(id=d.id, title=d.title, source=d.source, published=d.published, chunks=d.chunk_count)
+    return DocumentSummary(
+        id=d.id, title=d.title, source=d.source, published=d.published, author=d.author, chunks=d.chunk_count
+    )

@@ -34,6 +34,7 @@ class Document:
     source: str | None = None
     published: str | None = None
     content_hash: str = field(default="", compare=False)
+    author: str | None = None  # as the source states it (a web page's byline)
 
     def __post_init__(self) -> None:
         validate_doc_id(self.id)
@@ -45,7 +46,8 @@ class Document:
 
 def content_hash(doc: Document) -> str:
     """Hash of everything a reader sees: unchanged hash means re-ingesting is a no-op."""
-    payload = json.dumps([doc.text, doc.title, doc.source, doc.published], ensure_ascii=False)
+    stated = [doc.text, doc.title, doc.source, doc.published] + ([doc.author] if doc.author else [])
+    payload = json.dumps(stated, ensure_ascii=False)  # (without an author, hashes are as before authors were kept)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

@@ -113,7 +113,7 @@ def document_from_html(
     doc_title = art.title or _clean(title)
     when = _more_precise(art.published, _date(published))
     check_content(doc_id, art.text, doc_title, where)
-    return Document(id=doc_id, text=art.text, title=doc_title, source=link or source, published=when)
+    return Document(id=doc_id, text=art.text, title=doc_title, source=link or source, published=when, author=art.author)
 
 
 def _more_precise(page: str | None, feed: str | None) -> str | None:

@@ -84,7 +84,7 @@ class Ingestor:
             metadata: dict[str, DocRow] = {}  # id -> the stored row with its new source and date
             if rebuild:
                 for row, text in self.index.store.all_documents_text():
-                    doc = Document(row.id, text, row.title, row.source, row.published)
+                    doc = Document(row.id, text, row.title, row.source, row.published, author=row.author)
                     staged.put(doc, self.chunker.split(doc.id, doc.text))
             for doc in docs:
                 fresh_in_input = doc.id not in staged.docs and doc.id not in metadata
@@ -129,7 +129,9 @@ class Ingestor:
         row, text = found
         if text != doc.text or row.title != doc.title:
             return None
-        return dataclasses.replace(row, source=doc.source, published=doc.published, content_hash=doc.content_hash)
+        return dataclasses.replace(
+            row, source=doc.source, published=doc.published, content_hash=doc.content_hash, author=doc.author
+        )
 
     def _commit_size(self) -> int:
         return max(MIN_COMMIT_CHUNKS, self.index.snapshot().faiss_index.ntotal // 4)
@@ -154,7 +156,7 @@ class Ingestor:
             dup_of = self._story_of(finder.match(doc.id, sig), stories)
             finder.add(doc.id, sig)
             stories[doc.id] = dup_of or doc.id
-            row = DocRow(doc.id, doc.title, doc.source, doc.published, doc.content_hash, len(rows), dup_of)
+            row = DocRow(doc.id, doc.title, doc.source, doc.published, doc.content_hash, len(rows), dup_of, doc.author)
             batch.upserts.append(PendingDoc(row, doc.text, rows, vecs[offset : offset + len(rows)], sig.tobytes()))
             report.chunk_counts[doc.id] = len(rows)
             offset += len(rows)

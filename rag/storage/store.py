@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY, title TEXT, source TEXT, published TEXT, text TEXT NOT NULL,
     content_hash TEXT NOT NULL, chunk_count INTEGER NOT NULL,
     published_day TEXT,  -- ISO YYYY-MM-DD parsed from `published`, NULL when undated
-    dup_of TEXT          -- the earlier article this one repeats (near-duplicate), else NULL
+    dup_of TEXT,         -- the earlier article this one repeats (near-duplicate), else NULL
+    author TEXT          -- as the source states it (a web page's byline), else NULL
 );
 CREATE INDEX IF NOT EXISTS documents_dup ON documents(dup_of);
 CREATE INDEX IF NOT EXISTS documents_day ON documents(published_day);
@@ -56,6 +57,7 @@ class DocRow:
     content_hash: str
     chunk_count: int
     dup_of: str | None = None
+    author: str | None = None
 
     @property
     def story(self) -> str:
@@ -120,7 +122,8 @@ class ChunkRow:
         return f"{self.doc_id}#{self.ordinal}" if last in (None, self.ordinal) else f"{self.doc_id}#{self.ordinal}-{last}"
 
 
-DOC_COLS = "id, title, source, published, content_hash, chunk_count, dup_of"
+DOC_COLS = "id, title, source, published, content_hash, chunk_count, dup_of, author"
+_NCOLS = 8
 
 
 class Store:
@@ -131,6 +134,18 @@ class Store:
         self._local = threading.local()
         with self.connect() as conn:
             conn.executescript(SCHEMA)
+            self._add_author_column(conn)
+
+    @staticmethod
+    def _add_author_column(conn: sqlite3.Connection) -> None:
+        """An index made before authors were kept gains the column (NULL: not stated)."""
+        if "author" in {r[1] for r in conn.execute("PRAGMA table_info(documents)")}:
+            return
+        try:
+            conn.execute("ALTER TABLE documents ADD COLUMN author TEXT")
+        except sqlite3.OperationalError:  # another process added it first
+            if "author" not in {r[1] for r in conn.execute("PRAGMA table_info(documents)")}:
+                raise
 
     def connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -173,7 +188,7 @@ class Store:
             f"SELECT {DOC_COLS}, text FROM documents WHERE id=?",
             (doc_id,),
         ).fetchone()
-        return None if r is None else (DocRow(*tuple(r)[:7]), r[7])
+        return None if r is None else (DocRow(*tuple(r)[:_NCOLS]), r[_NCOLS])
 
     def documents_by_id(self, ids: Iterable[str]) -> dict[str, DocRow]:
         ids = list(set(ids))
@@ -215,7 +230,7 @@ class Store:
             f"SELECT {DOC_COLS}, text FROM documents ORDER BY id"
         )
         for r in rows:
-            yield DocRow(*tuple(r)[:7]), r[7]
+            yield DocRow(*tuple(r)[:_NCOLS]), r[_NCOLS]
 
     def lexical(
         self, match: str, k: int, filters: Filters | None = None, after_vid: int | None = None
@@ -302,10 +317,10 @@ class Store:
         conn: sqlite3.Connection, doc: DocRow, text: str, chunks: list[ChunkRow], sig: bytes | None = None
     ) -> None:
         conn.execute(
-            "INSERT INTO documents(id, title, source, published, text, content_hash, chunk_count, published_day, dup_of)"
-            " VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO documents(id, title, source, published, text, content_hash, chunk_count, published_day, dup_of,"
+            " author) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (doc.id, doc.title, doc.source, doc.published, text, doc.content_hash, doc.chunk_count,
-             iso_day(doc.published), doc.dup_of),
+             iso_day(doc.published), doc.dup_of, doc.author),
         )
         if sig is not None:
             conn.execute("INSERT INTO signatures(doc_id, sig) VALUES (?, ?)", (doc.id, sig))
@@ -320,11 +335,11 @@ class Store:
 
     @staticmethod
     def update_metadata(conn: sqlite3.Connection, doc: DocRow) -> None:
-        """New source, date and hash for a stored document whose text and title are unchanged (its
-        chunks, vectors and word index stay as they are: none of them depends on these)."""
+        """New source, date, author and hash for a stored document whose text and title are unchanged
+        (its chunks, vectors and word index stay as they are: none of them depends on these)."""
         conn.execute(
-            "UPDATE documents SET source=?, published=?, published_day=?, content_hash=? WHERE id=?",
-            (doc.source, doc.published, iso_day(doc.published), doc.content_hash, doc.id),
+            "UPDATE documents SET source=?, published=?, published_day=?, content_hash=?, author=? WHERE id=?",
+            (doc.source, doc.published, iso_day(doc.published), doc.content_hash, doc.author, doc.id),
         )
 
     @staticmethod

@@ -30,7 +30,7 @@ def test_html_uploads_store_the_article_text_with_its_metadata(make_service):
         assert r.status_code == 200, r.text
         doc = c.get("/documents/storm").json()
         assert doc["title"] == "Café storm" and doc["published"] == "2022-09-06"
-        assert doc["source"] == "https://ledger.example/storm"
+        assert doc["source"] == "https://ledger.example/storm" and doc["author"] == "Jane Reporter"
         assert STORM[0] in doc["text"] and not [p for p in BOILERPLATE_PHRASES if p in doc["text"]]
         bad = c.post("/documents", files={"file": ("bad.htm", b"<p>caf\xff\xfe</p>", "text/html; charset=utf-8")})
         assert bad.status_code == 400 and "bad.htm is not valid utf-8" in bad.json()["error"]

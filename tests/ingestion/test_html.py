@@ -81,4 +81,5 @@ def test_load_path_reads_html_files(tmp_path):
     assert set(docs) == {"storm", "budget"}
     assert docs["storm"].source == "https://ledger.example/2022/09/06/storm"  # the canonical URL it states
     assert docs["storm"].published == "2022-09-06" and STORM[0] in docs["storm"].text
+    assert docs["storm"].author == "Jane Reporter" and docs["budget"].author is None
     assert docs["budget"].source.endswith("budget.htm") and docs["budget"].title == "Budget"

@@ -57,6 +57,7 @@ def test_new_entries_once_unchanged_skipped_by_304_changed_ones_replaced(site, s
     docs = {d.title: d for d in service.documents()}
     assert docs["Storm floods the northern coast"].published == "2022-09-06"  # the page's own date and title
     assert docs["Storm floods the northern coast"].source == site.url("/2022/09/06/storm.html")
+    assert docs["Storm floods the northern coast"].author == "Jane Reporter"
     assert docs["Budget raises hospital spending"].published == "2022-09-07T09:00:00Z"  # the feed's, as the page has none
     for d in docs.values():  # the stored text is the extracted text, and every chunk cites it exactly
         _, text = stored(service, d.id)
