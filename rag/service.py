@@ -183,7 +183,7 @@ class Service:
 def _feed_status(s: FeedState) -> FeedStatus:
     return FeedStatus(
         url=s.url, last_poll=s.last_poll, last_success=s.last_success, error=s.error, failures=s.failures,
-        articles=len(s.pages),
+        articles=sum(1 for p in s.pages.values() if p.error is None),
     )
 
 

@@ -199,7 +199,7 @@ def resolve(host: str, port: int, url: str) -> list[str]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise FetchError(f"{url}: cannot resolve {host} ({exc})") from None
-    return sorted({str(info[4][0]) for info in infos})
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))  # in the system's order of preference
 
 
 def is_public(addr: str) -> bool:

@@ -39,6 +39,9 @@ class PageState:
     content_hash: str
     etag: str | None = None
     last_modified: str | None = None
+    # Why the page could not become an article (undecodable, no article text): not retried until
+    # the feed changes the entry. Failures to fetch it (timeouts, HTTP errors) are retried each poll.
+    error: str | None = None
 
 
 @dataclass
@@ -155,7 +158,7 @@ class Watcher:
             return
         feed = parse_feed(fetched.content, fetched.url, fetched.content_type, fetched.charset)
         pending: list[tuple[str, PageState, Document]] = []
-        complete = True
+        complete, retry = True, False
         for entry in feed.entries:
             if self._stop.is_set():  # shutting down: keep what was read, read the feed again next time
                 complete = False
@@ -164,17 +167,23 @@ class Watcher:
             if known is not None and known.signature == entry.signature:
                 summary.skipped += 1
                 continue
+            page = None
             try:
-                page = self.fetcher.get(entry.link, *((known.etag, known.last_modified) if known else (None, None)))
+                validators = (known.etag, known.last_modified) if known and not known.error else (None, None)
+                page = self.fetcher.get(entry.link, *validators)
                 if page.not_modified and known is not None:
                     known.signature = entry.signature
                     summary.unchanged += 1
                     continue
-                doc = page_document(page, entry, doc_id=known.doc_id if known else None)
+                doc = page_document(page, entry, doc_id=(known.doc_id or None) if known else None)
             except Exception as exc:  # noqa: BLE001 - one page never stops the feed
                 reason = str(exc) if isinstance(exc, DocumentError) else f"{entry.link}: {type(exc).__name__}: {exc}"
                 summary.failed.append(reason)
                 self.on_event(f"  ! {reason}")
+                if page is not None:  # fetched but unreadable: remembered, so not fetched again as it is
+                    state.pages[entry.link] = PageState(entry.signature, known.doc_id if known else "", "", error=reason)
+                else:
+                    retry = True
                 continue
             seen = PageState(entry.signature, doc.id, doc.content_hash, page.etag, page.last_modified)
             if known is not None and known.content_hash == doc.content_hash:
@@ -192,7 +201,7 @@ class Watcher:
         if complete:  # entries the feed no longer lists are forgotten: the state stays bounded
             listed = {e.link for e in feed.entries}
             state.pages = {link: page for link, page in state.pages.items() if link in listed}
-        if complete and not summary.failed:  # else the feed is read in full again next time
+        if complete and not retry:  # else the feed is read in full again next time, to retry
             state.etag, state.last_modified = fetched.etag, fetched.last_modified
 
     def _save(self, state: FeedState) -> None:

@@ -138,18 +138,25 @@ def test_a_feed_going_down_and_coming_back_never_stops_the_others(site, service)
 def test_a_page_that_times_out_is_retried_next_poll_while_the_others_go_in(site, service):
     site.routes["/storm.html"] = Route(storm_page(site), delay=1.0)  # past the 0.5 s timeout
     site.routes["/budget.html"] = Route(news_page("Budget", BUDGET).encode())
+    site.routes["/garbled.html"] = Route(news_page("Garbled", FESTIVAL).encode().replace(b"Organisers", b"Organ\xff\xfeisers"))
     publish(site, [item(site, "/storm.html", "Storm", "Tue, 06 Sep 2022 12:30:00 GMT"),
-                   item(site, "/budget.html", "Budget", "Wed, 07 Sep 2022 09:00:00 GMT")])
+                   item(site, "/budget.html", "Budget", "Wed, 07 Sep 2022 09:00:00 GMT"),
+                   item(site, "/garbled.html", "Garbled", "Wed, 07 Sep 2022 10:00:00 GMT")])
     watcher = service.watch([site.url("/feed.xml")], every_s=EVERY)
     first = watcher.poll(site.url("/feed.xml"))
-    assert first.outcome == "changed" and first.added == 1 and len(first.failed) == 1
-    assert "timed out" in first.failed[0] and "timed out" in watcher.states[site.url("/feed.xml")].error
+    assert first.outcome == "changed" and first.added == 1 and len(first.failed) == 2
+    assert "timed out" in first.failed[0] and "garbled.html is not valid utf-8" in first.failed[1]
+    assert "timed out" in watcher.states[site.url("/feed.xml")].error
     assert watcher.states[site.url("/feed.xml")].etag is None  # so the feed is read in full next time
 
     site.routes["/storm.html"] = Route(storm_page(site))
     second = watcher.poll(site.url("/feed.xml"))
-    assert (second.outcome, second.added, second.skipped, second.failed) == ("changed", 1, 1, [])
+    # The garbled page is not fetched again until the feed changes its entry; the timed-out one is.
+    assert (second.outcome, second.added, second.skipped, second.failed) == ("changed", 1, 2, [])
+    assert len(site.requests_to("/garbled.html")) == 1 and len(site.requests_to("/storm.html")) == 2
     assert watcher.states[site.url("/feed.xml")].error is None and len(service.documents()) == 2
+    assert watcher.states[site.url("/feed.xml")].etag is not None
+    assert service.watcher is watcher and service.health().feeds[0].articles == 2
 
 
 def test_a_wire_copy_on_another_site_folds_into_the_first_story(site, service):
