@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 from ..storage.store import Store
 from .documents import Document, DocumentError
-from .feeds import parse_feed
+from .feeds import FeedEntry, parse_feed
 from .fetch import Fetcher
 from .pipeline import IngestReport
 from .web import page_document
@@ -167,30 +167,13 @@ class Watcher:
             if known is not None and known.signature == entry.signature:
                 summary.skipped += 1
                 continue
-            page = None
             try:
-                validators = (known.etag, known.last_modified) if known and not known.error else (None, None)
-                page = self.fetcher.get(entry.link, *validators)
-                if page.not_modified and known is not None:
-                    known.signature = entry.signature
-                    summary.unchanged += 1
-                    continue
-                doc = page_document(page, entry, doc_id=(known.doc_id or None) if known else None)
-            except Exception as exc:  # noqa: BLE001 - one page never stops the feed
-                reason = str(exc) if isinstance(exc, DocumentError) else f"{entry.link}: {type(exc).__name__}: {exc}"
-                summary.failed.append(reason)
-                self.on_event(f"  ! {reason}")
-                if page is not None:  # fetched but unreadable: remembered, so not fetched again as it is
-                    state.pages[entry.link] = PageState(entry.signature, known.doc_id if known else "", "", error=reason)
-                else:
-                    retry = True
+                found = self._read_entry(entry, known, state, summary)
+            except _Retry:
+                retry = True
                 continue
-            seen = PageState(entry.signature, doc.id, doc.content_hash, page.etag, page.last_modified)
-            if known is not None and known.content_hash == doc.content_hash:
-                state.pages[entry.link] = seen
-                summary.unchanged += 1
-                continue
-            pending.append((entry.link, seen, doc))
+            if found is not None:
+                pending.append(found)
         if pending:
             report = self.ingest([doc for _, _, doc in pending])
             summary.added, summary.replaced = len(report.added), len(report.replaced)
@@ -203,6 +186,36 @@ class Watcher:
             state.pages = {link: page for link, page in state.pages.items() if link in listed}
         if complete and not retry:  # else the feed is read in full again next time, to retry
             state.etag, state.last_modified = fetched.etag, fetched.last_modified
+
+    def _read_entry(
+        self, entry: FeedEntry, known: PageState | None, state: FeedState, summary: PollSummary
+    ) -> tuple[str, PageState, Document] | None:
+        """A new or changed entry's article to ingest, or None when its page is as stored or
+        unreadable (remembered); _Retry when the page could not be fetched."""
+        page = None
+        try:
+            validators = (known.etag, known.last_modified) if known and not known.error else (None, None)
+            page = self.fetcher.get(entry.link, *validators)
+            if page.not_modified and known is not None:
+                known.signature = entry.signature
+                summary.unchanged += 1
+                return None
+            doc = page_document(page, entry, doc_id=(known.doc_id or None) if known else None)
+        except Exception as exc:  # noqa: BLE001 - one page never stops the feed
+            reason = str(exc) if isinstance(exc, DocumentError) else f"{entry.link}: {type(exc).__name__}: {exc}"
+            summary.failed.append(reason)
+            self.on_event(f"  ! {reason}")
+            if page is None:
+                raise _Retry from None
+            # Fetched but unreadable: remembered, so not fetched again until the feed changes the entry.
+            state.pages[entry.link] = PageState(entry.signature, known.doc_id if known else "", "", error=reason)
+            return None
+        seen = PageState(entry.signature, doc.id, doc.content_hash, page.etag, page.last_modified)
+        if known is not None and known.content_hash == doc.content_hash:
+            state.pages[entry.link] = seen
+            summary.unchanged += 1
+            return None
+        return entry.link, seen, doc
 
     def _save(self, state: FeedState) -> None:
         with self._lock:
@@ -240,6 +253,10 @@ class Watcher:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+
+class _Retry(Exception):
+    """A page that could not be fetched: fetched again next poll."""
 
 
 def _iso(epoch: float) -> str:
