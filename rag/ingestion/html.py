@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 
 from .. import dates
-from .documents import Document, DocumentError, check_content, validate_doc_id
+from .documents import Document, DocumentError, validate_doc_id
 
 HTML_SUFFIXES = (".html", ".htm")
 # A <meta charset> must sit in the first 1024 bytes (HTML5 "prescan"); a little more tolerates
@@ -79,7 +79,7 @@ def extract(html: str, where: str, url: str | None = None) -> Article:
         date_extraction_params={"extensive_search": False, "original_date": True},
     )
     text = (getattr(found, "text", None) or "").strip() if found is not None else ""
-    if not text:
+    if not any(ch.isalnum() for ch in text):
         raise DocumentError(f"{where}: no article text found in the page")
     return Article(
         text=text,
@@ -112,7 +112,6 @@ def document_from_html(
     validate_doc_id(doc_id)
     doc_title = art.title or _clean(title)
     when = _more_precise(art.published, _date(published))
-    check_content(doc_id, art.text, doc_title, where)
     return Document(id=doc_id, text=art.text, title=doc_title, source=link or source, published=when, author=art.author)
 
 
@@ -136,8 +135,9 @@ def is_html(name: str) -> bool:
 
 
 def _clean(value: object) -> str | None:
+    """Spacing collapsed; None unless it holds a letter or digit (a title of dashes is no title)."""
     text = " ".join(str(value).split()) if isinstance(value, str) else ""
-    return text or None
+    return text if any(ch.isalnum() for ch in text) else None
 
 
 def _date(value: object) -> str | None:
