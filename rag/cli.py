@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -14,13 +15,15 @@ from .config import Settings
 from .ingestion.documents import DocumentError
 from .embedding.base import EmbeddingError
 from .storage.index import IndexError_
+from .storage.space import StorageFull
 from .schema import Query, QueryResponse
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Question answering over news articles.")
 
 # Inputs worth a progress bar (smaller ones finish before a bar is useful).
 PROGRESS_MIN_DOCS = 20
-KNOWN_ERRORS = (DocumentError, EmbeddingError, IndexError_, OSError)
+# A full disk is StorageFull (exit 1, "no space left on device writing <file>: free space and retry").
+KNOWN_ERRORS = (DocumentError, EmbeddingError, IndexError_, StorageFull, OSError, sqlite3.Error)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -129,7 +132,10 @@ def watch(
 def delete(doc_ids: Annotated[list[str], typer.Argument(help="Document ids to remove.")]) -> None:
     """Remove documents and their chunks from the index."""
     service = open_service(seed=False)
-    found = service.delete(doc_ids)
+    try:
+        found = service.delete(doc_ids)
+    except KNOWN_ERRORS as exc:
+        fail(str(exc))
     missing = [d for d in doc_ids if d not in found]
     if found:
         typer.echo(f"Deleted {len(found)} document(s): {', '.join(found)}")

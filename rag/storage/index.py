@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -23,7 +24,10 @@ from pydantic import BaseModel
 
 from . import vectors
 from .lexical import Lexical
+from .space import no_space_told, storage_full
 from .store import ChunkRow, DocRow, Store
+
+log = logging.getLogger("rag.storage")
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -122,14 +126,15 @@ class Index:
         With `rebuild`, the index opens empty-handed for a fresh commit (`commit(..., fresh=True)`):
         its old rows stay readable and committed until that commit replaces them.
         """
-        folder.mkdir(parents=True, exist_ok=True)
-        store = Store(folder / STORE)
-        raw = store.meta("manifest")
-        if raw is None:
-            conn = store.connect()
-            Store.set_meta(conn, "manifest", wanted.model_dump_json())
-            _write_json_atomic(folder / MANIFEST, wanted.model_dump())
-        else:
+        with no_space_told(folder):
+            folder.mkdir(parents=True, exist_ok=True)
+            store = Store(folder / STORE)
+            raw = store.meta("manifest")
+            if raw is None:
+                conn = store.connect()
+                Store.set_meta(conn, "manifest", wanted.model_dump_json())
+                _write_json_atomic(folder / MANIFEST, wanted.model_dump())
+        if raw is not None:
             found = Manifest.model_validate_json(raw)
             diffs = found.differences(wanted)
             if diffs and not rebuild:
@@ -205,9 +210,10 @@ class Index:
     # --- writing -----------------------------------------------------------------------------
     @contextmanager
     def writer(self) -> Iterator["Index"]:
-        """One writer at a time across threads and processes (an advisory file lock)."""
+        """One writer at a time across threads and processes (an advisory file lock). A write
+        that runs out of disk space leaves as `space.StorageFull`, naming the file."""
         lock_path = self.folder / "write.lock"
-        with open(lock_path, "a") as fh:
+        with no_space_told(self.folder), open(lock_path, "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield self
@@ -250,16 +256,23 @@ class Index:
             self.store.set_meta(conn, "manifest", manifest.model_dump_json())
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back already (a full disk does that)
+                conn.execute("ROLLBACK")
             self._vector_path(new_gen).unlink(missing_ok=True)
             raise
         self.manifest = manifest
         with self._snapshot_lock:
             self._snapshot = Snapshot(new_gen, new_index)
-        _write_json_atomic(self.folder / MANIFEST, self.manifest.model_dump())
-        self._remove_stale_files(new_gen)
-        # After the commit point: a crash here leaves an older base, which search handles.
-        self.lexical.maintain(conn, force=fresh)
+        try:
+            _write_json_atomic(self.folder / MANIFEST, self.manifest.model_dump())
+            self._remove_stale_files(new_gen)
+            # After the commit point: a crash here leaves an older base, which search handles.
+            self.lexical.maintain(conn, force=fresh)
+        except Exception as exc:  # the commit stands; a full disk only delays these copies
+            if storage_full(exc, self.folder) is None:
+                raise
+            log.warning("index generation %d committed, but its manifest copy or word-index base was not written: %s",
+                        new_gen, exc)
         return new_gen
 
     def _commit_metadata(self, rows: list[DocRow]) -> None:

@@ -140,9 +140,13 @@ class Lexical:
         name = f"lexical-{int(vids[-1])}-{len(vids)}"
         tmp = self.folder / (name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        model.save(str(tmp), show_progress=False)
-        np.save(tmp / "vids.npy", vids)
-        _fsync_tree(tmp)
+        try:
+            model.save(str(tmp), show_progress=False)
+            np.save(tmp / "vids.npy", vids)
+            _fsync_tree(tmp)
+        except BaseException:  # e.g. a full disk: leave no half-written base taking up room
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         final = self.folder / name
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)

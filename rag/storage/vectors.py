@@ -204,11 +204,22 @@ def _ivf(index: faiss.Index) -> faiss.IndexIVF | None:
 
 
 def write_atomic(index: faiss.Index, path: Path) -> None:
-    """Write to a temporary file, fsync, rename: a crash leaves the old file or the new one."""
+    """Write to a temporary file, fsync, rename: a crash leaves the old file or the new one.
+
+    Written through a Python file, so a full disk is an OSError naming the file (FAISS's own
+    writer would report it as a RuntimeError), and a half-written file is removed."""
     tmp = path.with_name(path.name + ".tmp")
-    faiss.write_index(index, str(tmp))
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
+    try:
+        with open(tmp, "wb") as fh:
+            faiss.write_index(index, faiss.PyCallbackIOWriter(fh.write))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(tmp)) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 
