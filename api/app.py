@@ -13,15 +13,11 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from rag.config import Settings
-from rag.schema import ErrorOut
 from rag.service import Service
 
-from . import errors, routes_documents, routes_query, routes_stream, security, web
+from . import errors, openapi, routes_documents, routes_query, routes_stream, security, web
+from .bodies import StrictJSONBodies
 from .deps import ServiceHolder
-
-ERROR_RESPONSES: dict[int | str, dict] = {
-    code: {"model": ErrorOut} for code in (400, 401, 404, 413, 415, 422)
-}
 
 
 @asynccontextmanager
@@ -45,14 +41,16 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
         title="News RAG",
         version="0.1.0",
         description="Ask questions of a collection of news articles; every passage cites its article by offsets.",
-        responses=ERROR_RESPONSES,
+        redirect_slashes=False,  # no route ends in a slash: `/documents/` is a 404, not a redirect
         lifespan=watch_feeds,
     )
     app.state.holder = ServiceHolder(service, settings)
     errors.install(app)
+    app.add_middleware(StrictJSONBodies)  # inside BodyLimit (added next), which bounds what it reads
     security.install(app)
     app.include_router(routes_query.router)
     app.include_router(routes_stream.router)
     app.include_router(routes_documents.router)
     app.include_router(web.router)
+    openapi.install(app)
     return app

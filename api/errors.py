@@ -1,15 +1,25 @@
-"""Every error leaves as a 4xx with a JSON body that says what is wrong; never a traceback."""
+"""Every error leaves as JSON with an `error` sentence, never a traceback: a 4xx for bad input,
+507 when the disk is full (with the file and what to do), 500 for the server's own failures.
+"""
 
 from __future__ import annotations
 
 import logging
+import sqlite3
+import tempfile
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from rag.storage.space import StorageFull, storage_full
 
 log = logging.getLogger("rag.api")
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _describe(errors: list[dict]) -> tuple[int, str]:
@@ -35,14 +45,59 @@ def install(app: FastAPI) -> None:
         return JSONResponse({"error": message, "detail": _jsonable(errors)}, status_code=status)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            return JSONResponse(
+                {"error": f"{request.method} is not served here; use {', '.join(allowed)}"}, status_code=405,
+                headers={"Allow": ", ".join(allowed)},
+            )
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(UnicodeDecodeError)
     async def _not_utf8(_: Request, exc: UnicodeDecodeError) -> JSONResponse:
         return JSONResponse({"error": f"the request body is not UTF-8: invalid byte at offset {exc.start}"}, 400)
 
+    @app.exception_handler(StorageFull)
+    async def _full(_: Request, exc: StorageFull) -> JSONResponse:
+        log.error("%s", exc)
+        return JSONResponse({"error": str(exc)}, status_code=507)
+
+    @app.exception_handler(OSError)
+    async def _os_error(_: Request, exc: OSError) -> JSONResponse:
+        return _os_or_sqlite(exc)
+
+    @app.exception_handler(sqlite3.Error)
+    async def _sqlite_error(_: Request, exc: sqlite3.Error) -> JSONResponse:
+        return _os_or_sqlite(exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
         return JSONResponse({"error": "internal error; the server log has the details"}, status_code=500)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path: Starlette's own 405 names only the first
+    route's, and GET /documents/{id} and DELETE /documents/{id} are two routes."""
+    routes = request.app.router.routes
+    return [
+        m for m in _METHODS
+        if any(route.matches({**request.scope, "method": m})[0] == Match.FULL for route in routes)
+    ]
+
+
+def _os_or_sqlite(exc: Exception) -> JSONResponse:
+    """No room outside an index write (the index's own are StorageFull already), such as a full
+    temporary folder while an upload spools, is 507 too; any other file or database failure is a
+    500 that says which kind, without a traceback."""
+    full = storage_full(exc, Path(tempfile.gettempdir()))
+    if full is not None:
+        log.error("%s", full)
+        return JSONResponse({"error": str(full)}, status_code=507)
+    log.error("operating-system or database error", exc_info=exc)
+    if isinstance(exc, OSError):
+        what = f"an operating-system error ({exc.strerror or type(exc).__name__})"
+    else:
+        what = f"a database error in the index store ({exc})"
+    return JSONResponse({"error": f"the server met {what}; the server log has the details"}, status_code=500)

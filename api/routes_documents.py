@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import json
 import zlib
 from collections.abc import Iterator
 from typing import IO, Literal
@@ -23,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from rag.config import Settings
+from rag.ingestion import strictjson
 from rag.ingestion.documents import (
     MAX_ID_CHARS,
     SUPPORTED_SUFFIXES,
@@ -31,23 +31,19 @@ from rag.ingestion.documents import (
     decode_utf8,
     document_from_record,
     document_from_text,
+    has_visible,
     validate_doc_id,
 )
 from rag.ingestion.pipeline import IngestReport
-from rag.schema import ErrorOut
 from rag.service import Service
 
+from .bodies import is_json
 from .deps import get_service
 from .security import human_bytes, require_write
 
 router = APIRouter(dependencies=[Depends(require_write)], tags=["documents"])
 
 UPLOAD_FIELD = "file"
-_WRITE_ERRORS: dict[int | str, dict] = {
-    401: {"model": ErrorOut, "description": "Missing or wrong API key"},
-    413: {"model": ErrorOut, "description": "Body, upload or document count over its limit"},
-    415: {"model": ErrorOut, "description": "Neither JSON nor a multipart upload of a supported file"},
-}
 
 
 # --- contract ------------------------------------------------------------------------------------
@@ -59,7 +55,9 @@ class DocumentIn(BaseModel):
     id: str | None = Field(None, min_length=1, max_length=MAX_ID_CHARS, description="stable id; derived when absent")
     title: str | None = Field(None, max_length=1000)
     url: str | None = Field(None, max_length=4000, description="where the article came from; becomes its source")
-    published: str | None = Field(None, max_length=100, description="date, ideally ISO YYYY-MM-DD")
+    published: str | None = Field(
+        None, max_length=100, description="YYYY-MM-DD or an ISO datetime; also YYYY/MM/DD, RFC 822, 'Sep 6, 2022'"
+    )
     text: str = Field(..., min_length=1, description="the article; passages cite it by character offsets")
 
     @field_validator("id")
@@ -72,6 +70,20 @@ class DocumentIn(BaseModel):
     def _not_blank(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("text must not be empty")
+        return v
+
+    @field_validator("title")
+    @classmethod
+    def _visible_title(cls, v: str | None) -> str | None:
+        if v is not None and not has_visible(v):
+            raise ValueError("a title needs a visible letter or digit; leave it out instead")
+        return v
+
+    @field_validator("published")
+    @classmethod
+    def _some_date(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("published must be a date; leave it out instead")
         return v
 
 
@@ -116,16 +128,19 @@ _BODY = {
 # --- routes --------------------------------------------------------------------------------------
 @router.post(
     "/documents", response_model=IngestOut, summary="Add or replace a document (JSON) or a file of them (upload)",
-    openapi_extra=_BODY, responses=_WRITE_ERRORS,
+    openapi_extra=_BODY,
 )
 async def add_documents(request: Request, service: Service = Depends(get_service)) -> IngestOut:
     settings = service.settings
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "application/json" or content_type.endswith("+json"):
+    if is_json(content_type):
         body = await request.body()
         docs = [await run_in_threadpool(_from_json, body)]
     elif content_type == "multipart/form-data":
         async with request.form(max_files=1, max_fields=8) as form:
+            other = next((k for k in form.keys() if k != UPLOAD_FIELD), None)
+            if other is not None:
+                raise HTTPException(422, f"the upload takes one form field, `{UPLOAD_FIELD}`; {other!r} is not one")
             upload = form.get(UPLOAD_FIELD)
             if not isinstance(upload, UploadFile):
                 raise HTTPException(422, f"the upload needs a file in the form field `{UPLOAD_FIELD}`")
@@ -139,7 +154,6 @@ async def add_documents(request: Request, service: Service = Depends(get_service
 
 @router.delete(
     "/documents/{doc_id}", response_model=DeletedOut, summary="Remove a document and all its chunks",
-    responses={**_WRITE_ERRORS, 404: {"model": ErrorOut, "description": "No such document"}},
 )
 async def delete_document(doc_id: str, request: Request, service: Service = Depends(get_service)) -> DeletedOut:
     try:
@@ -165,11 +179,11 @@ def _write_lock(request: Request) -> asyncio.Lock:
 
 def _from_json(body: bytes) -> Document:
     try:
-        record = json.loads(decode_utf8(body, "the request body"))
+        record = strictjson.loads(decode_utf8(body, "the request body"))
     except DocumentError as exc:
         raise HTTPException(400, str(exc)) from None
-    except json.JSONDecodeError:
-        raise HTTPException(400, "the request body is not valid JSON") from None
+    except strictjson.JSONInputError as exc:
+        raise HTTPException(400, f"the request body is not valid JSON ({exc})") from None
     if not isinstance(record, dict):
         raise HTTPException(422, "the request body must be a JSON object with at least `text`")
     try:
@@ -254,9 +268,9 @@ def _jsonl_documents(stream: IO[bytes], name: str, max_docs: int, limit: int, se
                 f"(offset {exc.start} of line {lineno})",
             ) from None
         try:
-            record = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise HTTPException(400, f"{where}: invalid JSON ({exc.msg})") from None
+            record = strictjson.loads(text)
+        except strictjson.JSONInputError as exc:
+            raise HTTPException(400, f"{where}: invalid JSON ({exc})") from None
         if len(docs) >= max_docs:
             raise HTTPException(413, f"the upload holds more than {max_docs} documents (RAG_MAX_DOCS_PER_UPLOAD)")
         try:
