@@ -48,10 +48,13 @@ def normalise(value: str) -> str:
     """`value` in the normalised form (module docstring); DateError when it cannot be read."""
     text = " ".join(str(value).split())
     parsed = _parse(text)
+    shown = text if len(text) <= 60 else text[:57] + "..."
     if parsed is None:
-        shown = text if len(text) <= 60 else text[:57] + "..."
         raise DateError(f"unreadable date {shown!r} (use {FORMATS})")
-    return _format(parsed)
+    try:
+        return _format(parsed)
+    except OverflowError:  # e.g. 0001-01-01T00:00+05:00: its UTC instant falls before year 1
+        raise DateError(f"out-of-range date {shown!r}: in UTC it falls outside the years 1 to 9999") from None
 
 
 @lru_cache(maxsize=65536)  # a search reads the same stored dates query after query
