@@ -126,3 +126,18 @@ def test_the_id_pattern_is_the_id_rule():
     assert differ == []
     for fine in ("001_7db6926444a715ac", "storm report", "新闻-1", "a.b", "...", "x" * 200):
         assert validate_doc_id(fine) == fine and rx.fullmatch(fine)
+
+
+def test_hostile_json_lines_name_their_line(tmp_path):
+    """`rag ingest` reads .jsonl with the same strict JSON as the API (rag.ingestion.strictjson)."""
+    cases = {
+        "[" * 200_000 + "]" * 200_000: "arrays and objects nested deeper than 64 levels",
+        '{"text": "Ferry", "text": "Other"}': "the key 'text' appears twice",
+        '{"text": "Ferry", "published": NaN}': "NaN is not a JSON number",
+        '{"text": "Ferry", "n": ' + "9" * 5000 + "}": "a number has more than 4300 digits",
+    }
+    for line, reason in cases.items():
+        (tmp_path / "bad.jsonl").write_text(json.dumps({"text": "A fine first article."}) + "\n" + line + "\n")
+        with pytest.raises(DocumentError, match=re.escape(f"bad.jsonl:2: invalid JSON ({reason}")):
+            list(load_path(tmp_path / "bad.jsonl"))
+
