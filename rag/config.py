@@ -22,10 +22,12 @@ class RetrievalMode(str, Enum):
 
 
 class EmbedBackend(str, Enum):
-    """Which runtime encodes text: sentence-transformers on torch, or int8 ONNX Runtime."""
+    """Which runtime encodes text: sentence-transformers on torch, int8 ONNX Runtime, or any
+    OpenAI-compatible `/v1/embeddings` server."""
 
     torch = "torch"
     onnx = "onnx"
+    openai = "openai"
 
 
 class IndexKind(str, Enum):
@@ -50,6 +52,7 @@ class RerankerKind(str, Enum):
     none = "none"
     window = "window"
     cross_encoder = "cross-encoder"
+    http = "http"  # a `/rerank` server (text-embeddings-inference, vLLM, llama.cpp, Jina, Cohere)
 
 
 class GeneratorKind(str, Enum):
@@ -75,6 +78,21 @@ class Settings(BaseSettings):
     # Exported/quantised model files live here (never in the home directory).
     cache_dir: Path = Path(".cache")
     embed_batch_size: int = Field(64, ge=1)
+    # --- an embedding server (RAG_EMBED_BACKEND=openai; rag/embedding/openai_backend.py) ---------------
+    # With or without the trailing /v1 (`/v1/embeddings` is used); RAG_EMBED_MODEL names its model.
+    embed_base_url: str = "http://127.0.0.1:8080/v1"
+    embed_api_key: SecretStr | None = None
+    embed_timeout_s: float = Field(60.0, gt=0, le=3600)
+    # Extra attempts after a failed connection, timeout, 429 or 5xx, with doubling waits from 0.5 s.
+    embed_retries: int = Field(2, ge=0, le=10)
+    # Requests of RAG_EMBED_BATCH_SIZE texts in flight at once during ingest.
+    embed_concurrency: int = Field(2, ge=1, le=64)
+    # The model's `tokenizer.json` (or its folder) for exact chunk sizes; without it a conservative estimate.
+    embed_tokenizer: Path | None = None
+    # The server model's window in tokens (its special tokens included), for the chunker's limit.
+    embed_max_tokens: int = Field(512, ge=18, le=1_000_000)
+    # The dimension the vectors must have (the server's is checked against it at start); None: any.
+    embed_dim: int | None = Field(None, ge=1)
     # 256 is the model's window *including* [CLS] and [SEP]; chunks are measured without them.
     chunk_tokens: int = Field(200, ge=16, le=254)
     chunk_overlap: int = Field(32, ge=0)
@@ -88,6 +106,15 @@ class Settings(BaseSettings):
     reranker_model: str | None = None
     # How many fused candidates the reranker re-reads (its cost grows with this).
     rerank_candidates: int = Field(20, ge=1, le=200)
+    # --- a `/rerank` server (RAG_RERANKER=http; rag/retrieval/rerank_http.py) --------------------------
+    # With or without the trailing /v1 (`/rerank`, else `/v1/rerank`, is used).
+    rerank_base_url: str = "http://127.0.0.1:8081"
+    rerank_model: str = "default"
+    rerank_api_key: SecretStr | None = None
+    # Past this the first-stage ranking is returned, flagged in the response's `rerank`.
+    rerank_timeout_s: float = Field(5.0, gt=0, le=600)
+    # The server returns only its n best; the other candidates follow in first-stage order (None: all).
+    rerank_top_n: int | None = Field(None, ge=1, le=200)
     # Calibrated on the seeds gold set (docs/design.md, "Refusing"): the far-off questions score <= 0.16,
     # the lowest answerable one 0.25; 0.20 sits in the middle of that gap.
     min_relevance: float = 0.20

@@ -24,7 +24,9 @@ from .storage import DocRow, Filters, Index, IndexPolicy, Manifest, Store
 class Service:
     def __init__(self, settings: Settings, embedder: Embedder | None = None, rebuild: bool = False) -> None:
         self.settings = settings
-        self.embedder = embedder or load_embedder(settings.embed_model, settings.embed_backend, settings.cache_dir)
+        self.embedder = embedder or load_embedder(
+            settings.embed_model, settings.embed_backend, settings.cache_dir, settings
+        )
         ident = self.embedder.identity
         self.chunker = Chunker(self.embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap, ident.max_tokens - 2)
         self.manifest = Manifest(

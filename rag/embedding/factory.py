@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import DEFAULT_EMBED_MODEL, EmbedBackend
+from ..config import DEFAULT_EMBED_MODEL, EmbedBackend, Settings, get_settings
 from .base import Embedder, EmbeddingError
 
 
@@ -12,13 +12,24 @@ def load_embedder(
     name: str = DEFAULT_EMBED_MODEL,
     backend: "EmbedBackend | str" = "onnx",
     cache_dir: Path | None = None,
+    settings: Settings | None = None,
 ) -> Embedder:
-    """The one embedding model of the process, for the chosen backend."""
+    """The one embedding model of the process, for the chosen backend. The server backend reads its
+    URL, key and limits from `settings` (default: the environment's), `name` being the server's model."""
     try:
         backend = EmbedBackend(backend)
     except ValueError:
         valid = ", ".join(b.value for b in EmbedBackend)
         raise EmbeddingError(f"unknown embedding backend {backend!r}; valid: {valid}") from None
+    if backend is EmbedBackend.openai:
+        from .openai_backend import OpenAIEmbedder
+
+        if name == DEFAULT_EMBED_MODEL:
+            raise EmbeddingError(
+                "RAG_EMBED_BACKEND=openai needs RAG_EMBED_MODEL: the model name the embedding server serves"
+            )
+        s = (settings or get_settings()).model_copy(update={"embed_model": name})
+        return OpenAIEmbedder.from_settings(s)
     if backend is EmbedBackend.onnx:
         from .onnx_backend import OnnxEmbedder
 
