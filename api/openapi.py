@@ -24,6 +24,7 @@ from fastapi import FastAPI
 
 from rag.ingestion.documents import ID_PATTERN, MAX_ID_CHARS, SUPPORTED_SUFFIXES, VISIBLE_PATTERN
 from rag.ingestion.strictjson import MAX_DEPTH
+from rag.schema import ErrorOut
 
 from .security import Guard
 
@@ -91,8 +92,10 @@ def refine(base: dict[str, Any], app: FastAPI) -> dict[str, Any]:
         schemes.pop(SCHEME, None)
     elif SCHEME in schemes:
         schemes[SCHEME]["description"] = "A key from RAG_API_KEYS, sent as `Authorization: Bearer <key>`."
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
-        spec.get("components", {}).get("schemas", {}).pop(unused, None)
+        schemas.pop(unused, None)
+    schemas["ErrorOut"] = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
     _doc_id_parameters(spec)
     _query_body(spec)
     _document_bodies(spec)

@@ -113,3 +113,27 @@ def test_text_patterns_are_the_server_rules():
     query = spec_for()["components"]["schemas"]["Query"]
     assert query["properties"]["question"]["pattern"] == NOT_BLANK_PATTERN
     assert "published_after" in query["description"]
+
+
+@pytest.mark.parametrize("settings", [{}, {"api_keys": KEY, "protect_reads": True}])
+def test_every_reference_resolves(settings):
+    spec = spec_for(**settings)
+
+    def refs(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                yield node["$ref"]
+            for value in node.values():
+                yield from refs(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from refs(value)
+
+    found = set(refs(spec))
+    assert "#/components/schemas/ErrorOut" in found
+    for ref in found:
+        node = spec
+        for part in ref.removeprefix("#/").split("/"):
+            assert part in node, f"{ref} does not resolve"
+            node = node[part]
+
