@@ -141,12 +141,22 @@ class ChoiceOut(BaseModel):
     fallback_reason: str | None = None
 
 
+class RerankOut(BaseModel):
+    """Whether the reranking stage re-ordered the passages; if not, why (the first-stage order stands)."""
+
+    used: bool
+    error: str | None = None
+
+
 class QueryResponse(BaseModel):
     question: str
     answerable: bool
     answer: AnswerOut | None
     passages: list[Passage]
     choice: ChoiceOut | None = Field(None, description="present when the query gave `choices`")
+    rerank: RerankOut | None = Field(
+        None, description="present when a reranker is set: false `used` means the passages are in first-stage order"
+    )
 
 
 class DocumentSummary(BaseModel):

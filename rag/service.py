@@ -18,7 +18,8 @@ from .ingestion.fetch import Fetcher, FetchPolicy
 from .ingestion.watcher import EventFn, FeedState, Watcher
 from .ingestion.web import UrlDocuments, read_url
 from .retrieval import Hit, Retriever, load_reranker
-from .schema import DocumentOut, DocumentSummary, FeedStatus, Health, Passage, Query, QueryResponse
+from .retrieval.rerank import RerankStatus
+from .schema import DocumentOut, DocumentSummary, FeedStatus, Health, Passage, Query, QueryResponse, RerankOut
 from .storage import DocRow, Filters, Index, IndexPolicy, Manifest, Store
 
 class Service:
@@ -60,9 +61,10 @@ class Service:
         )
         mode = mode or query.mode or self.settings.retrieval_mode
         recency = self.settings.recency if query.recency is None else query.recency
+        rerank = RerankStatus()
         hits = self.retriever.search(
             query.question, query.k, mode, filters or None, recency, dates.cutoff_instant(cut),
-            self.settings.recency_half_life_days,
+            self.settings.recency_half_life_days, rerank,
         )
         passages = self._passages(hits)
         if on_event is not None:
@@ -77,7 +79,8 @@ class Service:
         if query.choices and generator is not None:
             choice = draft_choice(query.question, query.choices, hits, generator, self._idf)
         return QueryResponse(
-            question=query.question, answerable=answerable, answer=answer, passages=passages, choice=choice
+            question=query.question, answerable=answerable, answer=answer, passages=passages, choice=choice,
+            rerank=RerankOut(used=rerank.used, error=rerank.error) if self.retriever.reranker is not None else None,
         )
 
     def _excludes(self, cut: str) -> bool:

@@ -1,11 +1,12 @@
 """The reranking stage: re-score the top candidates with a closer look at each.
 
 `Reranker` is the interface; one implementation per file (`rerank_window.py`,
-`rerank_crossencoder.py`), picked once from settings by `load_reranker`.
+`rerank_crossencoder.py`, `rerank_http.py`), picked once from settings by `load_reranker`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ..config import RerankerKind, Settings
@@ -13,6 +14,18 @@ from ..config import RerankerKind, Settings
 if TYPE_CHECKING:
     from ..embedding.base import Embedder
     from ..storage.store import ChunkRow
+
+
+class RerankUnavailable(RuntimeError):
+    """A reranking server was down, too slow or answered nonsense: the first-stage ranking stands."""
+
+
+@dataclass
+class RerankStatus:
+    """What became of one query's reranking: done, or skipped for `error`."""
+
+    used: bool = False
+    error: str | None = None
 
 
 class Reranker(Protocol):
@@ -29,6 +42,10 @@ def load_reranker(settings: Settings, embedder: "Embedder") -> Reranker | None:
         kind = RerankerKind.cross_encoder
     if kind is RerankerKind.none:
         return None
+    if kind is RerankerKind.http:
+        from .rerank_http import HttpReranker
+
+        return HttpReranker.from_settings(settings)
     if kind is RerankerKind.window:
         from .rerank_window import WindowReranker
 

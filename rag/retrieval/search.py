@@ -16,6 +16,8 @@ from ..storage.index import Index
 from ..storage.lexical import fts_query  # noqa: F401 - re-exported: part of retrieval's interface
 from ..storage.store import ChunkRow, DocRow, Filters
 
+from .rerank import RerankStatus, RerankUnavailable
+
 if TYPE_CHECKING:
     from .rerank import Reranker
 
@@ -88,16 +90,17 @@ class Retriever:
     def search(
         self, question: str, k: int, mode: RetrievalMode = RetrievalMode.hybrid,
         filters: Filters | None = None, recency: float = 0.0, as_of: datetime | None = None,
-        half_life_days: float = RECENCY_HALF_LIFE_DAYS,
+        half_life_days: float = RECENCY_HALF_LIFE_DAYS, rerank_status: RerankStatus | None = None,
     ) -> list[Hit]:
         """The k best passages. `recency` > 0 blends in how recent each article is, by its age
-        at `as_of` (default now); `filters.as_of` is what leaves later articles out."""
+        at `as_of` (default now); `filters.as_of` is what leaves later articles out.
+        `rerank_status` is told whether the reranker re-ordered them or why it could not."""
         qvec = self.embedder.encode([question])[0]
         ranked = self._candidates(question, qvec, max(MIN_CANDIDATES, k * CANDIDATE_FACTOR), mode, filters)
         docs = self.index.store.documents_by_id(c.doc_id for c, _ in ranked)
         ranked = [(c, s) for c, s in ranked if c.doc_id in docs and (not filters or filters.admits(docs[c.doc_id]))]
         if self.reranker is not None:
-            ranked = self._rerank(question, ranked, docs)
+            ranked = self._rerank(question, ranked, docs, rerank_status or RerankStatus())
         if recency > 0:
             when = as_of or datetime.now(timezone.utc)
             ranked = _prefer_recent(ranked, docs, recency, when, half_life_days)
@@ -122,13 +125,21 @@ class Retriever:
         return [(chunks[vid], score) for vid, score in fused]
 
     def _rerank(
-        self, question: str, ranked: list[tuple[ChunkRow, float]], docs: dict[str, DocRow]
+        self, question: str, ranked: list[tuple[ChunkRow, float]], docs: dict[str, DocRow],
+        status: RerankStatus | None = None,
     ) -> list[tuple[ChunkRow, float]]:
         """Re-order the head of the list by the reranker, fused with the first-stage rank (RRF),
-        so a reranker's occasional miss cannot bury what both retrievers agreed on."""
+        so a reranker's occasional miss cannot bury what both retrievers agreed on. A reranking
+        server that cannot answer leaves the first-stage ranking, noted in `status`."""
         head, tail = ranked[: self.rerank_candidates], ranked[self.rerank_candidates :]
         assert self.reranker is not None
-        scores = self.reranker.scores(question, [c for c, _ in head], [docs[c.doc_id].title for c, _ in head])
+        status = status or RerankStatus()
+        try:
+            scores = self.reranker.scores(question, [c for c, _ in head], [docs[c.doc_id].title for c, _ in head])
+        except RerankUnavailable as exc:
+            status.used, status.error = False, str(exc)
+            return ranked
+        status.used, status.error = True, None
         by_rerank = [i for i, _ in sorted(enumerate(scores), key=lambda p: -p[1])]
         fused = rrf([list(range(len(head))), by_rerank])
         return [(head[i][0], s) for i, s in fused] + [(c, 0.0) for c, _ in tail]
