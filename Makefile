@@ -17,7 +17,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: serve test test-all eval bench bench-index bench-txtai venv browser lock clean-index
+.PHONY: serve test test-all eval bench bench-index bench-txtai venv browser llama-converter lock clean-index
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -37,15 +37,30 @@ $(VENV)/.dev: $(VENV)/.base pyproject.toml $(CONSTRAINTS)
 
 venv: $(VENV)/.dev
 
+# llama.cpp's HF -> GGUF converter (with its `conversion` package and gguf-py), from the sdist of the
+# pinned llama-cpp-python: tests/embedding/test_openai_backend.py serves the packaged model over
+# llama.cpp's server, and tests never reach the network.
+LLAMA_VERSION := $(shell sed -n 's/^llama_cpp_python==//p' $(CONSTRAINTS))
+LLAMA_SRC     := .cache/llama-src
+$(LLAMA_SRC)/llama.cpp/convert_hf_to_gguf.py: $(CONSTRAINTS) | $(VENV)/.created
+	rm -rf $(LLAMA_SRC) && mkdir -p $(LLAMA_SRC)
+	$(PIP) download -q --no-deps --no-binary :all: llama-cpp-python==$(LLAMA_VERSION) -d $(LLAMA_SRC)
+	tar -xzf $(LLAMA_SRC)/llama_cpp_python-$(LLAMA_VERSION).tar.gz -C $(LLAMA_SRC) --strip-components=2 \
+	  --wildcards '*/vendor/llama.cpp/convert_hf_to_gguf.py' '*/vendor/llama.cpp/conversion/*' '*/vendor/llama.cpp/gguf-py/*'
+	rm $(LLAMA_SRC)/*.tar.gz
+	touch $@
+
+llama-converter: $(LLAMA_SRC)/llama.cpp/convert_hf_to_gguf.py
+
 serve: $(VENV)/.base
 	$(VENV)/bin/rag serve --host $(HOST) --port $(PORT)
 
 # RAG_REQUIRE_BROWSER=1: the browser tests fail, not skip, without Chromium, so a green `make test`
 # means the whole suite ran, as on CI.
-test: $(VENV)/.dev browser
+test: $(VENV)/.dev browser llama-converter
 	RAG_REQUIRE_BROWSER=1 $(PY) -m pytest -q
 
-test-all: $(VENV)/.dev browser
+test-all: $(VENV)/.dev browser llama-converter
 	RAG_REQUIRE_BROWSER=1 $(PY) -m pytest -q -m ''
 
 # Installs Debian's Chromium when it is missing and apt can (root); otherwise says what to run.
