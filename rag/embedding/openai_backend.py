@@ -170,6 +170,9 @@ def _load_tokenizer(path: Path) -> "Tokenizer":
 
     file = path / "tokenizer.json" if path.is_dir() else path
     try:
-        return Tokenizer.from_file(str(file))
+        tokenizer = Tokenizer.from_file(str(file))
     except Exception as exc:  # tokenizers raises its own Exception type for a missing or bad file
         raise EmbeddingError(f"cannot read the tokenizer {file} (RAG_EMBED_TOKENIZER): {exc}") from None
+    tokenizer.no_padding()  # a tokenizer.json may pad or truncate; counting must do neither
+    tokenizer.no_truncation()
+    return tokenizer
