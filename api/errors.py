@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from rag.embedding.base import EmbeddingError
 from rag.storage.space import StorageFull, storage_full
 
 log = logging.getLogger("rag.api")
@@ -62,6 +63,12 @@ def install(app: FastAPI) -> None:
     async def _full(_: Request, exc: StorageFull) -> JSONResponse:
         log.error("%s", exc)
         return JSONResponse({"error": str(exc)}, status_code=507)
+
+    @app.exception_handler(EmbeddingError)
+    async def _embedding(_: Request, exc: EmbeddingError) -> JSONResponse:
+        # An embedding server that stopped answering: the request may succeed once it is back.
+        log.error("%s", exc)
+        return JSONResponse({"error": str(exc)}, status_code=503)
 
     @app.exception_handler(OSError)
     async def _os_error(_: Request, exc: OSError) -> JSONResponse:

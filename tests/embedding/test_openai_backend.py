@@ -243,3 +243,19 @@ def test_bad_vectors_on_a_request_are_one_sentence(odd_server, mode, says):
 def test_a_503_is_retried(odd_server):
     e = OpenAIEmbedder(f"{odd_server}/flaky", MODEL, retries=1)
     assert e.encode(["one", "two"]).shape == (2, 384)
+
+
+def test_a_server_gone_after_start_is_a_503_sentence_on_the_query(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    server = ThreadingHTTPServer((LOOPBACK, free_port()), _Odd)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    embedder = OpenAIEmbedder(f"http://{LOOPBACK}:{server.server_port}/ok", MODEL, retries=0)
+    server.shutdown()
+    server.server_close()
+    with TestClient(create_app(Service(Settings(index_dir=tmp_path), embedder=embedder))) as client:
+        resp = client.post("/query", json={"question": "Who won?", "answer": False})
+    assert resp.status_code == 503
+    assert resp.json()["error"].startswith("cannot reach the embedding server")
