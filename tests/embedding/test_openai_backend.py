@@ -69,7 +69,10 @@ def llama_server(gguf, tmp_path_factory) -> str:
     """`python -m llama_cpp.server --embedding` over the GGUF, behind an API key; its base URL."""
     port = free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--embedding", "true",
-           "--host", LOOPBACK, "--port", str(port), "--n_ctx", "512", "--api_key", KEY, "--model_alias", MODEL]
+           "--host", LOOPBACK, "--port", str(port), "--n_ctx", "512", "--api_key", KEY, "--model_alias", MODEL,
+           # One thread: llama.cpp's threads spin-wait on each other, and on a busy 2-core machine a
+           # descheduled one stalled single-text requests from ~20 ms to seconds.
+           "--n_threads", "1", "--n_threads_batch", "1"]
     log = tmp_path_factory.mktemp("llama-embed") / "server.log"  # an unread pipe would fill and stall it
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("w"))
     url = f"http://{LOOPBACK}:{port}"
