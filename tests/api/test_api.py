@@ -7,7 +7,8 @@ def test_nato_question_over_http(client):
     r = client.post("/query", json={"question": "What does Russia demand on NATO?"})
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"question", "answerable", "answer", "passages", "choice"} and body["choice"] is None
+    assert set(body) == {"question", "answerable", "answer", "passages", "choice", "rerank"} and body["choice"] is None
+    assert body["rerank"] is None  # no reranker set
     assert len({p["doc_id"] for p in body["passages"][:5]}) >= 3
     ranks = {p["rank"] for p in body["passages"]}
     assert body["answer"]["generator"] == "extractive"
