@@ -5,9 +5,11 @@ The support rule. A sentence of a retrieved passage supports a choice when
   the choice's content-word stems and numbers less those the question uses and those every other
   choice has too (so "Awards" in "The Tony Awards" / "The Emmy Awards" decides nothing, and neither
   does a word the question itself offers). Every number of the choice must be there ("$19 million"
-  is not "$19,000"); of its other terms, at least MIN_STATED by rarity-weighted share; and
+  is not "$19,000"; a quantity such as "$300,000" or "68%" may be stated approximately, within
+  NEAR_QUANTITY, by the choice nearest to it, at half weight); of its other terms, at least
+  MIN_STATED by rarity-weighted share, a word also matching its derived forms (Europe, European);
 - it is about the question: it shares the question's content words (rarity-weighted share).
-A sentence's support is (share of the choice stated) x (share of the question it covers), split
+A sentence's support is (share of the choice stated) x (how much it is about the question), split
 between the choices it states (a sentence listing all of them tells none apart; one that states
 a choice and a more specific choice containing it counts for the specific one). A choice's score
 is the sum over passages of its best sentence's support, each weighted 1/rank. The best score is
@@ -31,7 +33,20 @@ ABSTAINED = "The articles don't say which of the choices is right."
 # two-word name needs its rarer word at least, a four-word phrase most of it.
 MIN_STATED = 0.5
 
-_NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+# Of a stated quantity, the nearest choice within this relative distance is stated approximately:
+# quiz options for one quantity lie far apart ($30,000 / $100,000 / $300,000), while news figures
+# are exact or rounded to two or three digits ($310,605, 67.9%), within a few percent.
+NEAR_QUANTITY = 0.1
+# A choice's word matches a sentence's word sharing all but its last letters, at least this many:
+# Europe/European, China/Chinese, Sweden/Swedish (stems europ/european, china/chines, swede/swedish).
+MIN_SHARED_PREFIX = 4
+
+_MULTIPLIERS = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
+_NUMBER = re.compile(
+    r"(?P<n>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<frac>\d+))?(?:\s*(?P<mult>thousand|million|billion|trillion)\b)?",
+    re.IGNORECASE,
+)
+_QUANTITY = re.compile(r"[$€£¥%]|\d,\d{3}|\d\.\d|thousand|million|billion|trillion|percent", re.IGNORECASE)
 _NUMBER_WORDS = {
     w: str(i)
     for i, w in enumerate(
@@ -41,11 +56,16 @@ _NUMBER_WORDS = {
     if i > 1  # "one" is a pronoun too often ("the one who") to stand for 1
 }
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+# Newsroom month abbreviations before a day ("Sept. 1"), read as the month they stand for.
+_MONTHS = {"jan": "January", "feb": "February", "apr": "April", "jun": "June", "jul": "July", "aug": "August",
+           "sep": "September", "sept": "September", "oct": "October", "nov": "November", "dec": "December"}
+_MONTH_ABBR = re.compile(r"\b(" + "|".join(_MONTHS) + r")\.?(?=\s+\d)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Terms:
-    """A text's distinct content-word stems and numbers (numbers as written, without commas)."""
+    """A text's distinct content-word stems and numbers (each number by its value, written
+    canonically: "$19 million" -> "19000000", "5.9" -> "5.9")."""
 
     words: frozenset[str]
     numbers: frozenset[str]
@@ -57,10 +77,19 @@ class Terms:
 
 @lru_cache(maxsize=32768)  # passage sentences recur across questions
 def terms(text: str) -> Terms:
+    text = _MONTH_ABBR.sub(lambda m: _MONTHS[m.group(1).lower()], text)
     spelled = _NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group().lower()], text)
-    numbers = frozenset(n.replace(",", "") for n in _NUMBER.findall(spelled))
+    numbers = frozenset(_value(m) for m in _NUMBER.finditer(spelled))
     words = frozenset(w for w in content_stems(_NUMBER.sub(" ", spelled)) if not w.isdigit())
     return Terms(words, numbers)
+
+
+def _value(m: re.Match[str]) -> str:
+    whole = m["n"].replace(",", "")
+    value = float(f"{whole}.{m['frac']}" if m["frac"] else whole)
+    if m["mult"]:
+        value *= _MULTIPLIERS[m["mult"].lower()]
+    return format(value, ".15g")
 
 
 @dataclass
@@ -69,6 +98,7 @@ class _Choice:
     text: str
     words: frozenset[str]  # distinctive words
     numbers: frozenset[str]  # distinctive numbers
+    quantity: bool = False  # an amount ($, %, a multiplier, decimals): may be stated approximately
     score: float = 0.0
     by_rank: dict[int, float] = field(default_factory=dict)  # passage rank -> its support
 
@@ -101,14 +131,6 @@ def pick(
     )
 
 
-def stated(choice: str, text: str, question: str, choices: Sequence[str]) -> bool:
-    """Does `text` state `choice` (its distinctive terms, as in the support rule)? For checking
-    which choice a drafted answer names."""
-    found = _scored_terms(question, choices)
-    me = next((c for c in found if c.text == choice), None)
-    return me is not None and _stated_share(me, terms(text), lambda w: 1.0) > 0
-
-
 def _scored(
     question: str, choices: Sequence[str], hits: list[Hit], idf: Callable[[str], float] | None
 ) -> list[_Choice]:
@@ -123,8 +145,9 @@ def _scored(
             about = math.fsum(weight(t) for t in q & s.all) / q_total
             if about <= 0:
                 continue
-            share = {c.index: _stated_share(c, s, weight) for c in found}
-            named = _most_specific([c for c in found if share[c.index] > 0], s)
+            said = {c.index: _said(c, s, found) for c in found}
+            share = {c.index: _stated_share(c, *said[c.index], weight) for c in found}
+            named = _most_specific([c for c in found if share[c.index] > 0], said)
             for c in named:
                 support = share[c.index] * about / len(named)
                 best[c.index] = max(best.get(c.index, 0.0), support)
@@ -139,28 +162,76 @@ def _scored_terms(question: str, choices: Sequence[str]) -> list[_Choice]:
     each = [terms(c) for c in choices]
     shared = frozenset.intersection(*(t.all for t in each)) if len(each) > 1 else frozenset()
     return [
-        _Choice(i, c, t.words - q.words - shared, t.numbers - q.numbers - shared)
+        _Choice(i, c, t.words - q.words - shared, t.numbers - q.numbers - shared, bool(_QUANTITY.search(c)))
         for i, (c, t) in enumerate(zip(choices, each))
     ]
 
 
-def _stated_share(c: _Choice, s: Terms, weight: Callable[[str], float]) -> float:
-    """How much of the choice the sentence states: 0 unless every number and MIN_STATED of the
-    other words are there; else the rarity-weighted share of its distinctive terms present."""
-    if not c.distinctive or not c.numbers <= s.numbers:
+def _said(c: _Choice, s: Terms, found: list[_Choice]) -> tuple[frozenset[str], frozenset[str]]:
+    """The choice's distinctive terms the sentence states exactly (a word or a derived form of it),
+    and those it states approximately (a quantity nearest this choice, within NEAR_QUANTITY)."""
+    exact = (c.numbers & s.numbers) | frozenset(w for w in c.words if w in s.words or _derived(w, s.words))
+    near = frozenset()
+    if c.quantity and len(c.numbers) == 1 and not c.numbers <= s.numbers:
+        (mine,) = c.numbers
+        if any(_nearest(float(v), found) == (c.index, mine) for v in s.numbers):
+            near = c.numbers
+    return exact, near
+
+
+def _derived(word: str, words: frozenset[str]) -> bool:
+    need = lambda a, b: max(MIN_SHARED_PREFIX, min(len(a), len(b)) - 1)  # noqa: E731
+    return len(word) >= MIN_SHARED_PREFIX and any(
+        w[:MIN_SHARED_PREFIX] == word[:MIN_SHARED_PREFIX] and _prefix(word, w) >= need(word, w) for w in words
+    )
+
+
+def _prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _nearest(value: float, found: list[_Choice]) -> tuple[int, str] | None:
+    """The quantity choice whose number lies nearest `value`, if within NEAR_QUANTITY of it."""
+    if value <= 0:
+        return None
+    best = None
+    for c in found:
+        if c.quantity and len(c.numbers) == 1:
+            (n,) = c.numbers
+            if float(n) > 0:
+                gap = abs(math.log(value / float(n)))
+                if best is None or gap < best[0]:
+                    best = (gap, c.index, n)
+    if best is None or abs(value / float(best[2]) - 1) > NEAR_QUANTITY:
+        return None
+    return best[1], best[2]
+
+
+def _stated_share(
+    c: _Choice, exact: frozenset[str], near: frozenset[str], weight: Callable[[str], float]
+) -> float:
+    """How much of the choice the sentence states: 0 unless every number (exactly or, for a
+    quantity, approximately) and MIN_STATED of the other words are there; else the
+    rarity-weighted share of its distinctive terms, approximate ones at half weight."""
+    if not c.distinctive or not c.numbers <= exact | near:
         return 0.0
     if c.words:
         total = math.fsum(weight(w) for w in c.words)
-        if math.fsum(weight(w) for w in c.words & s.words) < MIN_STATED * total:
+        if math.fsum(weight(w) for w in c.words & exact) < MIN_STATED * total:
             return 0.0
     total = math.fsum(weight(t) for t in c.distinctive)
-    return math.fsum(weight(t) for t in c.distinctive & s.all) / total
+    return (math.fsum(weight(t) for t in exact) + 0.5 * math.fsum(weight(t) for t in near)) / total
 
 
-def _most_specific(named: list[_Choice], s: Terms) -> list[_Choice]:
+def _most_specific(named: list[_Choice], said: dict[int, tuple[frozenset[str], frozenset[str]]]) -> list[_Choice]:
     """Leave out a choice whose stated terms another stated choice states too, and more."""
-    said = {c.index: c.distinctive & s.all for c in named}
-    return [c for c in named if not any(said[c.index] < said[o.index] for o in named if o is not c)]
+    got = {c.index: said[c.index][0] | said[c.index][1] for c in named}
+    return [c for c in named if not any(got[c.index] < got[o.index] for o in named if o is not c)]
 
 
 def _weights(idf: Callable[[str], float] | None, vocab: frozenset[str]) -> Callable[[str], float]:

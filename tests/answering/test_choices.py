@@ -143,3 +143,28 @@ def test_an_llm_pick_of_a_choice_no_sentence_names_falls_back(fake_llm):
 
 def test_the_extractive_generator_picks_without_a_call():
     assert draft_choice(HOST, CITIES, ARTICLES, EXTRACTIVE) == pick(HOST, CITIES, ARTICLES)
+
+
+def test_a_quantity_may_be_stated_approximately_by_the_nearest_choice_only():
+    q = "According to a new estimate, how much does it cost to raise a child?"
+    choices = ["$30,000", "$100,000", "$300,000", "$1 million"]
+    out = pick(q, choices, hits("Raising a child now costs $310,605, the new estimate says."))
+    assert out.picked == "$300,000" and [s.score > 0 for s in out.scores] == [False, False, True, False]
+    # At half weight: an exact statement elsewhere outweighs it.
+    exact = pick(q, choices, hits("Raising a child costs $310,605, an estimate says.", "The estimate: raising a child costs $1 million."))
+    assert exact.scores[3].score > 0 and exact.scores[2].score > 0
+    # Counts and years are no quantities: 16 is not "about 17", 2021 not "about 2022".
+    q = "How old was the pilot who flew around the world solo?"
+    assert pick(q, ["15", "17"], hits("The pilot, 16, flew around the world solo.")).abstained
+
+
+def test_derived_forms_and_month_abbreviations_state_a_choice():
+    q = "Which continent will require a common charger for phones?"
+    out = pick(q, ["Europe", "Asia", "Africa"], hits("European lawmakers will require a common charger for phones."))
+    assert out.picked == "Europe"
+    q = "When are student loan payments set to restart?"
+    out = pick(q, ["September", "October"], hits("Student loan payments restart on Sept. 1, the department said."))
+    assert out.picked == "September"
+    # A shared beginning alone is no derived form: Austria is not Australia.
+    assert pick("Which country joined the charger rule?", ["Austria", "Peru"],
+                hits("Australia joined the charger rule.")).abstained
