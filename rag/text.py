@@ -100,3 +100,21 @@ def context_text(title: str | None, chunk_text: str) -> str:
     if not title or chunk_text.startswith(title):
         return chunk_text
     return f"{title[:TITLE_MAX_CHARS]}\n{chunk_text}"
+
+
+# Number words become digits on both sides, so "five officials" matches "5 officials". "one" stays
+# a word: it is a pronoun too often ("no one", "the one who") to be held to the numbers rule.
+NUMBER_WORDS = {
+    w: str(i)
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty".split()
+    )
+    if i > 1
+}
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
+
+
+def digits_for_number_words(text: str) -> str:
+    """'five officials' -> '5 officials' (two to twenty), so numbers compare alike however written."""
+    return _NUMBER_WORD.sub(lambda m: NUMBER_WORDS[m.group().lower()], text)

@@ -26,7 +26,7 @@ from functools import lru_cache
 
 from ..retrieval.search import Hit
 from ..schema import ChoiceOut, ChoiceScore
-from ..text import content_stems, sentences_cached
+from ..text import content_stems, digits_for_number_words, sentences_cached
 
 ABSTAINED = "The articles don't say which of the choices is right."
 # Of a choice's words other than numbers, this rarity-weighted share must be in one sentence: a
@@ -47,15 +47,6 @@ _NUMBER = re.compile(
     re.IGNORECASE,
 )
 _QUANTITY = re.compile(r"[$€£¥%]|\d,\d{3}|\d\.\d|thousand|million|billion|trillion|percent", re.IGNORECASE)
-_NUMBER_WORDS = {
-    w: str(i)
-    for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-        "seventeen eighteen nineteen twenty".split()
-    )
-    if i > 1  # "one" is a pronoun too often ("the one who") to stand for 1
-}
-_NUMBER_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
 # Newsroom month abbreviations before a day ("Sept. 1"), read as the month they stand for.
 _MONTHS = {"jan": "January", "feb": "February", "apr": "April", "jun": "June", "jul": "July", "aug": "August",
            "sep": "September", "sept": "September", "oct": "October", "nov": "November", "dec": "December"}
@@ -78,7 +69,7 @@ class Terms:
 @lru_cache(maxsize=32768)  # passage sentences recur across questions
 def terms(text: str) -> Terms:
     text = _MONTH_ABBR.sub(lambda m: _MONTHS[m.group(1).lower()], text)
-    spelled = _NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group().lower()], text)
+    spelled = digits_for_number_words(text)
     numbers = frozenset(_value(m) for m in _NUMBER.finditer(spelled))
     words = frozenset(w for w in content_stems(_NUMBER.sub(" ", spelled)) if not w.isdigit())
     return Terms(words, numbers)

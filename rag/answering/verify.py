@@ -27,7 +27,7 @@ from functools import lru_cache
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..text import STOPWORDS, content_stems, sentences, stem, words
+from ..text import STOPWORDS, content_stems, digits_for_number_words, sentences, stem, words
 
 # Share of a sentence's content stems that must occur in the passages it cites. 0.6 keeps
 # paraphrase ("negotiations" vs "negotiated" share a stem) while a sentence that adds as many new
@@ -43,17 +43,6 @@ _LEADING_MARKERS = re.compile(rf"^\s*(?:{_MARKER.pattern}\s*)+", re.IGNORECASE)
 _LIST_NUMBER = re.compile(r"\d{1,2}[.)]")  # "1." split off a numbered list item
 _LIST_ITEM = re.compile(r"^(?:(?:[-*•]|\d{1,2}[.)])\s+|answer:\s*)+", re.IGNORECASE)
 
-# Number words become digits on both sides, so "five officials" matches "5 officials". "one" stays
-# a word: it is a pronoun too often ("no one", "the one who") to be held to the numbers rule.
-_NUMBER_WORDS = {
-    w: str(i)
-    for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-        "seventeen eighteen nineteen twenty".split()
-    )
-    if i > 1
-}
-_NUMBER_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
 
 # What the prompt asks a model to reply when the passages do not answer (rag/answering/prompt.py).
 NOT_IN_PASSAGES = "NOT IN PASSAGES"
@@ -242,4 +231,4 @@ def _names(text: str) -> list[str]:
 
 @lru_cache(maxsize=8192)  # passages recur across questions; callers only read the set
 def _stems(text: str) -> frozenset[str]:
-    return frozenset(content_stems(_NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group().lower()], text)))
+    return frozenset(content_stems(digits_for_number_words(text)))
