@@ -7,16 +7,9 @@ from __future__ import annotations
 import pytest
 
 from rag.ingestion.fetch import Fetcher, FetchError, FetchPolicy, check_url, is_public
-from newsserver import NewsServer, Route
+from newsserver import Route
 
 OPEN = FetchPolicy(timeout_s=0.5, max_bytes=64 * 1024, max_redirects=3, allow_private=True, user_agent="rag-news-test/1")
-
-
-@pytest.fixture()
-def site():
-    server = NewsServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture()

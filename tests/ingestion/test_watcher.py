@@ -7,16 +7,9 @@ import time
 
 import pytest
 
-from newsserver import BUDGET, FESTIVAL, STORM, NewsServer, Route, atom, news_page, rss
+from newsserver import BUDGET, FESTIVAL, STORM, Route, atom, news_page, rss
 
 EVERY = 60.0
-
-
-@pytest.fixture()
-def site():
-    server = NewsServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture()
