@@ -21,18 +21,21 @@ from .deps import ServiceHolder
 
 
 @asynccontextmanager
-async def watch_feeds(app: FastAPI) -> AsyncIterator[None]:
-    """RAG_FEEDS polled by a background thread while the server runs, stopped at shutdown; each
-    poll's summary line goes to the server's terminal."""
+async def background(app: FastAPI) -> AsyncIterator[None]:
+    """While the server runs: segments merged by a background thread (so no request waits for a
+    merge), and RAG_FEEDS polled by another, each poll's summary line to the server's terminal.
+    Both stop at shutdown."""
     holder: ServiceHolder = app.state.holder
-    service = await run_in_threadpool(holder.get) if holder.settings.feed_urls else None
+    service = await run_in_threadpool(holder.get) if holder.ready or holder.settings.feed_urls else None
     if service is not None:
+        service.start_maintenance()
         service.start_watching(on_event=lambda line: print(line, file=sys.stderr, flush=True))
     try:
         yield
     finally:
         if service is not None:
             await run_in_threadpool(service.stop_watching)
+            await run_in_threadpool(service.stop_maintenance)
 
 
 def create_app(service: Service | None = None, settings: Settings | None = None) -> FastAPI:
@@ -42,7 +45,7 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
         version="0.1.0",
         description="Ask questions of a collection of news articles; every passage cites its article by offsets.",
         redirect_slashes=False,  # no route ends in a slash: `/documents/` is a 404, not a redirect
-        lifespan=watch_feeds,
+        lifespan=background,
     )
     app.state.holder = ServiceHolder(service, settings)
     errors.install(app)

@@ -74,7 +74,8 @@ def ingest(
         f"{len(report.added)} added, {len(report.replaced)} replaced"
         + (f" ({len(report.metadata_only)} of them only in source or date)" if report.metadata_only else "")
         + f", {len(report.unchanged)} unchanged; "
-        f"{report.chunks} chunks embedded in {report.seconds:.1f} s."
+        f"{report.chunks} chunks embedded in {report.seconds:.1f} s"
+        + (f"; {report.merges} segment merge(s) after." if report.merges else ".")
     )
 
 
@@ -345,10 +346,23 @@ def stats() -> None:
 
 
 def describe_vectors(service) -> str:  # type: ignore[no-untyped-def]
-    from .storage import vectors
+    """One line for the vectors, then one per segment: structure, vectors, tombstones, sizes."""
+    segs = service.index.segment_stats()
+    live = sum(s["vectors"] - s["tombstones"] for s in segs)
+    memory = sum(s["memory_bytes"] for s in segs)
+    dead = sum(s["tombstones"] for s in segs)
+    lines = [f"{live} live in {len(segs)} segment(s), {dead} tombstone(s), {_mib(memory)} in memory"]
+    for s in segs:
+        lines.append(f"  {s['name']}: {_STRUCTURES.get(s['structure'], s['structure'])}, {s['vectors']} vectors, "
+                     f"{s['tombstones']} tombstoned, {_mib(s['disk_bytes'])} on disk, {_mib(s['memory_bytes'])} in memory")
+    return "\n".join(lines)
 
-    d = vectors.describe(service.index.snapshot().faiss_index)
-    return "flat (exact)" if d["type"] == "flat" else f"IVF, {d['nlist']} cells, {d['nprobe']} probed"
+
+_STRUCTURES = {"flat": "flat (exact)", "ivf": "IVF-Flat", "ivfpq": "IVF-PQ + exact re-scoring"}
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
 
 
 def describe_lexical(service) -> str:  # type: ignore[no-untyped-def]

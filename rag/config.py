@@ -31,11 +31,13 @@ class EmbedBackend(str, Enum):
 
 
 class IndexKind(str, Enum):
-    """The vector structure (rag/storage/vectors.py): picked by size (`auto`), or forced."""
+    """The structure of each vector segment (rag/storage/vectors.py): picked by size (`auto`), or
+    forced for every segment large enough to train one."""
 
     auto = "auto"
     flat = "flat"
     ivf = "ivf"
+    ivfpq = "ivfpq"
 
 
 # Flat search grows linearly: measured here 13 ms a query at 65k vectors on 2 cores, against
@@ -44,6 +46,21 @@ IVF_ABOVE = 50_000
 # IVF cells probed per search. Measured (eval/bench_index.py): recall@10 against exact search
 # 0.990 on 65k real chunk vectors (1,024 cells) and 1.000 on 1M synthetic ones (4,096 cells).
 IVF_NPROBE = 48
+# Above this many vectors a segment is IVF-PQ: 56 bytes a vector in memory (48 of codes, 8 of id)
+# against ~1,550 for IVF-Flat, with exact re-scoring from its vectors on disk. Measured in
+# eval/bench_index.py (docs/benchmarks.md): below a million IVF-Flat's memory is affordable and it
+# needs no re-scoring; 10M vectors in IVF-Flat would be 15.5 GB.
+PQ_ABOVE = 1_000_000
+# An IVF-PQ segment re-scores this many times k of its best candidates with the exact vectors:
+# PQ's approximate scores reorder close neighbours, exact ones put them back (recall@10 in
+# docs/benchmarks.md).
+PQ_RESCORE = 10
+# Segments merge ten at a time (Lucene's TieredMergePolicy's segments per tier): each vector is
+# rewritten once per tier, log10 of the archive's growth, and at most ~9 segments sit in a tier.
+MERGE_FACTOR = 10
+# A merge never makes a segment larger than this (Lucene's max merged segment): past it a merge
+# costs minutes and gigabytes while the merged segment searches no faster.
+MAX_SEGMENT_VECTORS = 5_000_000
 
 
 class RerankerKind(str, Enum):
@@ -133,6 +150,13 @@ class Settings(BaseSettings):
     ivf_above: int = Field(IVF_ABOVE, ge=1)
     ivf_nlist: int | None = Field(None, ge=1)
     ivf_nprobe: int = Field(IVF_NPROBE, ge=1)
+    pq_above: int = Field(PQ_ABOVE, ge=1)
+    pq_rescore: int = Field(PQ_RESCORE, ge=1, le=100)
+    # --- segments and merging (rag/storage/merging.py) ---------------------------------------------
+    merge_factor: int = Field(MERGE_FACTOR, ge=2, le=100)
+    max_segment_vectors: int = Field(MAX_SEGMENT_VECTORS, ge=1000)
+    # How often `rag serve` looks for segments to merge and a word index to refresh, in seconds.
+    merge_interval_s: float = Field(2.0, gt=0, le=3600)
     # --- serving safety (API keys and request limits) -------------------------------------------
     # Comma-separated keys, or `@/path/to/file` with one key per line (only hashes are kept).
     api_keys: SecretStr | None = None

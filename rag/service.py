@@ -20,7 +20,7 @@ from .ingestion.web import UrlDocuments, read_url
 from .retrieval import Hit, Retriever, load_reranker
 from .retrieval.rerank import RerankStatus
 from .schema import DocumentOut, DocumentSummary, FeedStatus, Health, Passage, Query, QueryResponse, RerankOut
-from .storage import DocRow, Filters, Index, IndexPolicy, Manifest, Store
+from .storage import DocRow, Filters, Index, IndexPolicy, Maintainer, Manifest, Store
 
 class Service:
     def __init__(self, settings: Settings, embedder: Embedder | None = None, rebuild: bool = False) -> None:
@@ -34,12 +34,16 @@ class Service:
             model_name=ident.name, model_sha256=ident.weights_sha256, backend=ident.backend, dim=ident.dim,
             chunker=self.chunker.settings(),
         )
-        self.index = Index.open(settings.index_dir, self.manifest, rebuild=rebuild, policy=IndexPolicy.from_settings(settings))
+        self.index = Index.open(
+            settings.index_dir, self.manifest, rebuild=rebuild, policy=IndexPolicy.from_settings(settings),
+            merge_factor=settings.merge_factor, max_segment_vectors=settings.max_segment_vectors,
+        )
         self.retriever = Retriever(
             self.index, self.embedder, settings.max_per_doc, load_reranker(settings, self.embedder), settings.rerank_candidates
         )
         self.ingestor = Ingestor(self.index, self.embedder, self.chunker, settings.embed_batch_size)
         self.watcher: Watcher | None = None
+        self.maintainer: Maintainer | None = None
 
     # --- questions ---------------------------------------------------------------------------
     def ask(
@@ -125,13 +129,40 @@ class Service:
         return Health(documents=docs, chunks=chunks, model=self.embedder.identity.name, feeds=feeds)
 
     def ingest(self, docs: Iterable[Document], rebuild: bool = False, on_progress: ProgressFn | None = None) -> IngestReport:
-        return self.ingestor.ingest(docs, rebuild=rebuild, on_progress=on_progress)
+        """Add, replace or skip documents; then, unless a background maintainer runs, merge
+        segments and refresh the word index as the ingest left them."""
+        report = self.ingestor.ingest(docs, rebuild=rebuild, on_progress=on_progress)
+        if self.maintainer is None:
+            report.merges = len(self.maintain())
+        return report
 
     def ingest_paths(self, paths: list[Path], rebuild: bool = False, on_progress: ProgressFn | None = None) -> IngestReport:
         return self.ingest((d for p in paths for d in load_path(p)), rebuild=rebuild, on_progress=on_progress)
 
     def delete(self, doc_ids: list[str]) -> list[str]:
-        return self.ingestor.delete(doc_ids)
+        found = self.ingestor.delete(doc_ids)
+        if self.maintainer is None:
+            self.maintain()
+        return found
+
+    # --- upkeep ------------------------------------------------------------------------------
+    def maintain(self) -> list[dict]:
+        """Merge segments while the merge policy asks for it and refresh the word index's base;
+        one dict per merge done."""
+        return self.index.maintain()
+
+    def start_maintenance(self) -> "Maintainer":
+        """Merge in a background thread every RAG_MERGE_INTERVAL_S (`rag serve`), so no request
+        waits for a merge."""
+        if self.maintainer is None:
+            self.maintainer = Maintainer(self.index, self.settings.merge_interval_s)
+            self.maintainer.start()
+        return self.maintainer
+
+    def stop_maintenance(self, timeout: float | None = None) -> None:
+        if self.maintainer is not None:
+            self.maintainer.stop(timeout)
+            self.maintainer = None
 
     # --- the web: pages, feeds, and watching them ------------------------------------------
     def read_urls(self, urls: list[str]) -> list[UrlDocuments]:
@@ -182,6 +213,7 @@ class Service:
 
     def close(self) -> None:
         self.stop_watching()
+        self.stop_maintenance()
         self.index.close()
 
 

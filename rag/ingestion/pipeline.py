@@ -25,9 +25,9 @@ from ..storage.store import ChunkRow, DocRow
 
 ProgressFn = Callable[[int], None]  # called with the number of documents processed so far
 
-# Commit at least this many chunks at a time, and at least a quarter of the index, so the
-# FAISS file is rewritten O(log n) times over a large ingest rather than once per document.
-MIN_COMMIT_CHUNKS = 2048
+# Commit this many chunks at a time over a large input: each commit writes one segment, so a
+# larger batch only means fewer, larger segments for merging to do, and more to redo after a crash.
+COMMIT_CHUNKS = 2048
 ENCODE_SLICE = 256  # chunks per encode call: progress granularity and bounded peak memory
 
 
@@ -40,6 +40,7 @@ class IngestReport:
     metadata_only: list[str] = field(default_factory=list)
     chunk_counts: dict[str, int] = field(default_factory=dict)  # documents chunked and embedded
     seconds: float = 0.0
+    merges: int = 0  # segment merges run after the ingest (rag.service)
 
     @property
     def chunks(self) -> int:
@@ -101,7 +102,7 @@ class Ingestor:
                     continue
                 metadata.pop(doc.id, None)  # the same id again, now with another text: the later wins
                 staged.put(doc, self.chunker.split(doc.id, doc.text))
-                if not rebuild and staged.chunks >= self._commit_size():
+                if not rebuild and staged.chunks >= COMMIT_CHUNKS:
                     self._flush(staged, report, progress)
             report.metadata_only = list(metadata)
             if staged.docs or rebuild:
@@ -132,9 +133,6 @@ class Ingestor:
         return dataclasses.replace(
             row, source=doc.source, published=doc.published, content_hash=doc.content_hash, author=doc.author
         )
-
-    def _commit_size(self) -> int:
-        return max(MIN_COMMIT_CHUNKS, self.index.snapshot().faiss_index.ntotal // 4)
 
     def _flush(
         self, staged: _Staged, report: IngestReport, progress: "_Progress", fresh: bool = False,

@@ -1,9 +1,12 @@
-"""The persisted index: chunk store (SQLite) + FAISS vectors + a manifest, committed atomically.
+"""The persisted index: chunk store (SQLite) + immutable vector segments + a manifest.
 
-Commit protocol: the new FAISS file `vectors-<g+1>.faiss` is written and renamed into place first,
-then one SQLite transaction writes the rows and `generation = g+1`. A crash before that commit
-leaves generation g and its file intact; after it, the new file is already there. Readers keep the
-snapshot they loaded and pick up a newer generation on their next query.
+Commit protocol: a commit writes only its new vectors, as a new segment folder renamed into place
+first; then one SQLite transaction writes the rows, the segment's record, tombstones for the chunks
+it deletes or replaces, and `generation = g+1`. A crash before that transaction leaves generation g
+whole (the unrecorded folder is removed by the next writer); after it, the segment is in place.
+A merge (`merge_step`) is a commit of its own that swaps several segments for one without their
+tombstoned vectors. Readers keep the snapshot they loaded and, on their next query after a newer
+generation, open only the segments they do not have yet.
 """
 
 from __future__ import annotations
@@ -12,26 +15,31 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import faiss
 import numpy as np
 from pydantic import BaseModel
 
-from . import vectors
+from ..config import MAX_SEGMENT_VECTORS, MERGE_FACTOR
+
+from . import merging, segments, vectors
 from .lexical import Lexical
 from .space import no_space_told, storage_full
-from .store import ChunkRow, DocRow, Store
+from .store import ChunkRow, DocRow, SegmentRow, Store
 
 log = logging.getLogger("rag.storage")
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
+# Recorded by every commit since vectors live in segments; an index without it is single-file.
+SEGMENTS_FORMAT = "vector_format"
 
 
 class IndexError_(RuntimeError):  # trailing underscore: not the builtin IndexError
@@ -62,8 +70,15 @@ class Manifest(BaseModel):
 
 @dataclass
 class Snapshot:
+    """One committed generation as a reader sees it: its segments with their tombstones."""
+
     generation: int
-    faiss_index: faiss.Index
+    views: list[segments.View]
+    legacy: segments.Segment | None = None  # an older single-file index, until a commit migrates it
+
+    @property
+    def live(self) -> int:
+        return sum(v.live for v in self.views)
 
 
 class TermStats:
@@ -107,19 +122,26 @@ class Batch:
 
 
 class Index:
-    def __init__(self, folder: Path, manifest: Manifest, policy: vectors.IndexPolicy | None = None) -> None:
+    def __init__(
+        self, folder: Path, manifest: Manifest, policy: vectors.IndexPolicy | None = None,
+        merge_factor: int = MERGE_FACTOR, max_segment_vectors: int = MAX_SEGMENT_VECTORS,
+    ) -> None:
         self.folder = folder
         self.manifest = manifest
         self.policy = policy or vectors.IndexPolicy()
+        self.merge_factor = merge_factor
+        self.max_segment_vectors = max_segment_vectors
         self.store = Store(folder / STORE)
         self.lexical = Lexical(folder, self.store)
         self._snapshot_lock = threading.Lock()
+        self._opened: dict[str, segments.Segment] = {}  # by name, shared by successive snapshots
         self._snapshot = self._load_snapshot()
 
     # --- opening -----------------------------------------------------------------------------
     @classmethod
     def open(
-        cls, folder: Path, wanted: Manifest, rebuild: bool = False, policy: vectors.IndexPolicy | None = None
+        cls, folder: Path, wanted: Manifest, rebuild: bool = False, policy: vectors.IndexPolicy | None = None,
+        **merge: int,
     ) -> "Index":
         """Open or create; refuse an index built with other settings unless `rebuild`.
 
@@ -143,7 +165,7 @@ class Index:
                     "run `rag ingest --rebuild` to rebuild it from its stored documents"
                 )
         store.close()
-        return cls(folder, wanted, policy)
+        return cls(folder, wanted, policy, **merge)
 
     @staticmethod
     def read_manifest(folder: Path) -> Manifest | None:
@@ -156,28 +178,44 @@ class Index:
         finally:
             store.close()
 
-    def _vector_path(self, generation: int) -> Path:
+    def _legacy_path(self, generation: int) -> Path:
         return self.folder / f"vectors-{generation}.faiss"
 
     def _load_snapshot(self) -> Snapshot:
-        # A writer may commit and delete the file between our two reads: read the generation again.
+        # A merge may commit and remove a segment between reading the list and opening it: read again.
         for _ in range(5):
-            gen = self.store.generation()
-            if gen == 0:
-                return Snapshot(0, vectors.new_index(self.manifest.dim))
+            gen, rows, dead = self.store.segment_state()
             try:
-                loaded = vectors.read(self._vector_path(gen))
-                vectors.set_nprobe(loaded, self.policy.nprobe)
-                return Snapshot(gen, loaded)
-            except RuntimeError:
+                return self._assemble(gen, rows, np.asarray(dead, dtype=np.int64))
+            except OSError as exc:
                 if self.store.generation() == gen:
-                    raise IndexError_(
-                        f"{self._vector_path(gen)} is missing or damaged; rebuild with `rag ingest --rebuild`"
-                    ) from None
+                    raise IndexError_(f"{exc}; rebuild with `rag ingest --rebuild`") from None
         raise IndexError_("the index changed too often while loading; try again")
 
+    def _assemble(self, gen: int, rows: list[SegmentRow], dead: np.ndarray) -> Snapshot:
+        legacy = None
+        if gen > 0 and not rows and self.store.meta(SEGMENTS_FORMAT) is None:
+            legacy = self._opened.get("(single file)") or self._open_legacy(gen)
+            opened = {"(single file)": legacy}
+        else:
+            opened = {r.name: self._opened.get(r.name) or segments.open_segment(self.folder, r.name, r.structure, self.policy)
+                      for r in rows}
+        self._opened = opened
+        views = [segments.View(seg, np.intersect1d(dead, seg.ids, assume_unique=True)) for seg in opened.values()]
+        return Snapshot(gen, views, legacy)
+
+    def _open_legacy(self, gen: int) -> segments.Segment:
+        """An index written before segments: one FAISS file of every live vector."""
+        path = self._legacy_path(gen)
+        try:
+            index = vectors.read(path)
+        except RuntimeError:
+            raise OSError(f"{path} is missing or damaged") from None
+        ids, vecs = vectors.all_vectors(index)
+        return segments.in_memory(ids, vecs, index, self.policy)
+
     def snapshot(self) -> Snapshot:
-        """The latest committed vectors, reloaded when another process or thread committed."""
+        """The latest committed generation, refreshed when another process or thread committed."""
         gen = self.store.generation()
         with self._snapshot_lock:
             if gen != self._snapshot.generation:
@@ -186,11 +224,29 @@ class Index:
 
     # --- reading -----------------------------------------------------------------------------
     def search(self, query: np.ndarray, k: int, allowed: list[int] | None = None) -> list[tuple[ChunkRow, float]]:
-        """Top-k chunks by cosine, optionally among `allowed` ids only. Rows deleted since the
-        snapshot are skipped, never shown."""
-        hits = vectors.search(self.snapshot().faiss_index, query, k, allowed)
+        """Top-k chunks by cosine over every live segment, optionally among `allowed` ids only.
+        Rows deleted since the snapshot are skipped, never shown."""
+        hits = self.search_vids(query, k, allowed)
         rows = self.store.chunks_by_vid([vid for vid, _ in hits])
         return [(rows[vid], score) for vid, score in hits if vid in rows]
+
+    def search_vids(self, query: np.ndarray, k: int, allowed: list[int] | None = None) -> list[tuple[int, float]]:
+        """(vid, cosine) best first, as one index over the same live vectors would rank them."""
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
+        wanted = None if allowed is None else np.unique(np.asarray(allowed, dtype=np.int64))
+        if wanted is not None and not len(wanted):
+            return []
+        parts = [v.search(q, k, wanted) for v in self.snapshot().views]
+        if not parts:
+            return []
+        vids = np.concatenate([p[0] for p in parts])
+        scores = np.concatenate([p[1] for p in parts])
+        top = np.lexsort((vids, -scores))[:k]  # best score first, ties by id
+        return [(int(vids[i]), float(scores[i])) for i in top]
+
+    def vector_count(self) -> int:
+        """Live vectors in the committed generation."""
+        return self.snapshot().live
 
     def term_stats(self) -> "TermStats":
         """Chunk counts and word document frequencies of the committed generation, cached."""
@@ -201,40 +257,60 @@ class Index:
         return stats
 
     def vectors_present(self, vids: list[int]) -> dict[int, np.ndarray]:
-        """Vectors of those chunks the current snapshot holds (see vectors.reconstruct_present)."""
-        return vectors.reconstruct_present(self.snapshot().faiss_index, vids)
+        """Vectors of those chunks the current snapshot holds. A reader's snapshot may predate a
+        commit whose chunks the word index already returns; those are simply not here yet."""
+        wanted = np.asarray(vids, dtype=np.int64)
+        out: dict[int, np.ndarray] = {}
+        for view in self.snapshot().views:
+            held, rows = view.segment.rows_of(wanted)
+            if len(held):
+                out.update(zip(held.tolist(), view.segment.vectors_of(rows)))
+        return out
 
     def vectors_for(self, vids: list[int]) -> np.ndarray:
-        return vectors.reconstruct(self.snapshot().faiss_index, vids)
+        """The vectors of `vids`, in order; every id must be stored."""
+        found = self.vectors_present(vids)
+        missing = [v for v in vids if v not in found]
+        if missing:
+            raise KeyError(f"no vector for chunk ids {missing[:5]}")
+        return np.vstack([found[v] for v in vids]) if vids else np.zeros((0, self.manifest.dim), np.float32)
+
+    def segment_stats(self) -> list[dict]:
+        """Each live segment: name, structure, vectors, tombstones, bytes on disk and in memory."""
+        snap = self.snapshot()
+        recorded = {r.name: r for r in self.store.segment_state()[1]}
+        return [
+            {"name": v.segment.name, "structure": v.segment.structure, "vectors": len(v.segment),
+             "tombstones": len(v.dead), "disk_bytes": recorded[v.segment.name].bytes if v.segment.name in recorded else 0,
+             "memory_bytes": v.segment.memory_bytes}
+            for v in snap.views
+        ]
 
     # --- writing -----------------------------------------------------------------------------
     @contextmanager
     def writer(self) -> Iterator["Index"]:
         """One writer at a time across threads and processes (an advisory file lock). A write
         that runs out of disk space leaves as `space.StorageFull`, naming the file."""
-        lock_path = self.folder / "write.lock"
-        with no_space_told(self.folder), open(lock_path, "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield self
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with no_space_told(self.folder), _flock(self.folder / "write.lock", blocking=True):
+            yield self
 
     def commit(self, batch: Batch, fresh: bool = False) -> int:
         """Apply a batch atomically (call inside `writer()`); returns the new generation.
 
-        `fresh` replaces everything (a rebuild): all old rows go, and the manifest is rewritten in
-        the same transaction, so a crash mid-rebuild leaves the old index, not a mix.
+        Writes one segment of the batch's vectors; deleted and replaced chunks become tombstones.
+        `fresh` replaces everything (a rebuild): all old rows and segments go, and the manifest is
+        rewritten in the same transaction, so a crash mid-rebuild leaves the old index, not a mix.
+        An index still in the single-file format is migrated into a segment by this commit.
         """
         old = self.snapshot()
-        if not batch.upserts and not batch.deletes and not fresh and vectors.fits(old.faiss_index, self.policy):
+        if not batch.upserts and not batch.deletes and not fresh and old.legacy is None:
             if batch.metadata:  # rows only: vectors and words stay, so does the generation
                 self._commit_metadata(batch.metadata)
-            self.lexical.maintain(self.store.connect())  # e.g. a word-index base of older scoring
             return old.generation
+        self._remove_unrecorded()
         conn = self.store.connect()
-        new_index = vectors.new_index(self.manifest.dim) if fresh else vectors.clone(old.faiss_index)
         new_gen = old.generation + 1
+        built: list[segments.Written] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             if fresh:
@@ -242,38 +318,48 @@ class Index:
             removed: list[int] = []
             for doc_id in batch.deletes + [p.row.id for p in batch.upserts]:
                 removed += self.store.delete_document(conn, doc_id)
-            vectors.remove(new_index, removed)
+            if not fresh:
+                self.store.add_tombstones(conn, removed)
             for pending in batch.upserts:
                 self.store.insert_document(conn, pending.row, pending.text, pending.chunks, pending.signature)
-                ids = np.array([c.vid for c in pending.chunks], dtype=np.int64)
-                vectors.add(new_index, ids, pending.vectors)
             for row in batch.metadata:
                 self.store.update_metadata(conn, row)
-            new_index = vectors.conform(new_index, self.policy)
-            manifest = self.manifest.model_copy(update={"vector_index": vectors.describe(new_index)})
-            vectors.write_atomic(new_index, self._vector_path(new_gen))
+            if old.legacy is not None and not fresh:
+                built.append(self._build(old.legacy.ids, old.legacy.vecs, prebuilt=old.legacy.index))
+            ids, vecs = _batch_vectors(batch, self.manifest.dim)
+            if len(ids):
+                built.append(self._build(ids, vecs))
+            for w in built:
+                segments.publish(self.folder, w.name)
+                self.store.add_segment(conn, SegmentRow(w.name, w.structure, w.vectors, w.bytes, new_gen))
+            summary = _summary(([] if fresh else [v for v in old.views if old.legacy is None]), built)
+            manifest = self.manifest.model_copy(update={"vector_index": summary})
             self.store.set_meta(conn, "generation", str(new_gen))
+            self.store.set_meta(conn, SEGMENTS_FORMAT, "segments")
             self.store.set_meta(conn, "manifest", manifest.model_dump_json())
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:  # SQLite may have rolled back already (a full disk does that)
                 conn.execute("ROLLBACK")
-            self._vector_path(new_gen).unlink(missing_ok=True)
+            for w in built:
+                segments.discard(self.folder, w.name)
             raise
         self.manifest = manifest
-        with self._snapshot_lock:
-            self._snapshot = Snapshot(new_gen, new_index)
+        self._after_commit(manifest, new_gen)
+        return new_gen
+
+    def _build(self, ids: np.ndarray, vecs: np.ndarray, prebuilt=None) -> segments.Written:  # type: ignore[no-untyped-def]
+        return segments.build(self.folder, ids, vecs, self.policy, prebuilt=prebuilt)
+
+    def _after_commit(self, manifest: Manifest, gen: int) -> None:
+        """Tidying after the commit point: a crash here leaves files the next writer removes."""
         try:
-            _write_json_atomic(self.folder / MANIFEST, self.manifest.model_dump())
-            self._remove_stale_files(new_gen)
-            # After the commit point: a crash here leaves an older base, which search handles.
-            self.lexical.maintain(conn, force=fresh)
+            _write_json_atomic(self.folder / MANIFEST, manifest.model_dump())
+            self._remove_unrecorded()
         except Exception as exc:  # the commit stands; a full disk only delays these copies
             if storage_full(exc, self.folder) is None:
                 raise
-            log.warning("index generation %d committed, but its manifest copy or word-index base was not written: %s",
-                        new_gen, exc)
-        return new_gen
+            log.warning("index generation %d committed, but its manifest copy was not written: %s", gen, exc)
 
     def _commit_metadata(self, rows: list[DocRow]) -> None:
         conn = self.store.connect()
@@ -288,22 +374,141 @@ class Index:
             raise
 
     def reserve_vids(self, n: int) -> list[int]:
-        """Fresh FAISS ids (never reused, so a stale snapshot cannot point at a new chunk)."""
+        """Fresh ids (never reused, so a stale snapshot or a tombstone cannot point at a new chunk)."""
         conn = self.store.connect()
         start = max(self.store.next_vid(conn), getattr(self, "_next_vid", 0))
         self._next_vid = start + n
         return list(range(start, start + n))
 
-    def _remove_stale_files(self, keep: int) -> None:
+    def _remove_unrecorded(self) -> None:
+        """Segment folders no generation names (a crash between writing and committing) and an
+        older single-file index already migrated. Call with the write lock held: only a writer
+        publishes segments."""
+        gen, rows, _ = self.store.segment_state()
+        names = {r.name for r in rows}
+        for path in segments.folders(self.folder):
+            if not path.name.endswith(segments.TMP) and path.name not in names:
+                segments.remove(self.folder, path.name)
+        migrated = bool(rows) or self.store.meta(SEGMENTS_FORMAT) is not None
         for f in self.folder.glob("vectors-*.faiss*"):
-            if f.name != f"vectors-{keep}.faiss":
-                try:
-                    f.unlink()
-                except OSError:
-                    pass
+            if migrated or gen == 0 or f.name != f"vectors-{gen}.faiss":
+                f.unlink(missing_ok=True)
+
+    # --- merging (in the background; never under the write lock but for its commit) ---------
+    def merge_step(self) -> dict | None:
+        """Merge the segments the tiered policy picks into one, as a commit of its own; None when
+        nothing needs merging or another process is merging. Queries go on meanwhile, and a
+        writer waits only for the merge's own short commit."""
+        with _flock(self.folder / "merge.lock", blocking=False) as held:
+            if not held:
+                return None
+            for path in segments.folders(self.folder):  # a merge killed before its commit
+                if path.name.endswith(segments.TMP):
+                    shutil.rmtree(path, ignore_errors=True)
+            snap = self.snapshot()
+            if snap.legacy is not None:
+                return None
+            sizes = [merging.SegmentSize(v.segment.name, v.live, len(v.segment)) for v in snap.views]
+            names = merging.plan(sizes, self.merge_factor, self.max_segment_vectors)
+            if not names:
+                return None
+            t0 = time.perf_counter()
+            chosen = [v for v in snap.views if v.segment.name in names]
+            ids, gathered = segments.merged_parts(chosen)
+            dropped = np.concatenate([v.dead for v in chosen])
+            built = self._build(ids, gathered) if len(ids) else None
+            try:
+                gen = self._commit_merge(names, built, dropped)
+            except BaseException:
+                if built is not None:
+                    segments.discard(self.folder, built.name)
+                raise
+            if gen is None:
+                return None
+            for name in names:
+                segments.remove(self.folder, name)
+            return {"merged": len(names), "into": built.structure if built else None, "vectors": len(ids),
+                    "dropped": len(dropped), "seconds": round(time.perf_counter() - t0, 3), "generation": gen}
+
+    def _commit_merge(self, names: list[str], built: segments.Written | None, dropped: np.ndarray) -> int | None:
+        with self.writer():
+            gen, rows, _ = self.store.segment_state()
+            if not set(names) <= {r.name for r in rows}:  # a rebuild replaced them meanwhile
+                if built is not None:
+                    segments.discard(self.folder, built.name)
+                return None
+            conn = self.store.connect()
+            if built is not None:
+                segments.publish(self.folder, built.name)
+                # Opened before the commit: this process's next query finds it ready.
+                opened = segments.open_segment(self.folder, built.name, built.structure, self.policy)
+                with self._snapshot_lock:
+                    self._opened[built.name] = opened
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.store.remove_segments(conn, names)
+                if built is not None:
+                    self.store.add_segment(conn, SegmentRow(built.name, built.structure, built.vectors, built.bytes, gen + 1))
+                self.store.drop_tombstones(conn, dropped.tolist())
+                self.store.set_meta(conn, "generation", str(gen + 1))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return gen + 1
+
+    def maintain(self, on_step: Callable[[dict], None] | None = None) -> list[dict]:
+        """Bring the index's structures up to date: migrate a single-file index, merge segments
+        until the policy is satisfied, and rebuild the word index's base once it has drifted."""
+        if self.snapshot().legacy is not None:
+            with self.writer():
+                self.commit(Batch())
+        steps = []
+        while (step := self.merge_step()) is not None:
+            steps.append(step)
+            if on_step is not None:
+                on_step(step)
+        with _flock(self.folder / "merge.lock", blocking=False) as held:
+            if held:
+                self.lexical.maintain(self.store.connect())
+        return steps
 
     def close(self) -> None:
         self.store.close()
+
+
+def _batch_vectors(batch: Batch, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The batch's chunk ids (ascending) and vectors."""
+    if not batch.upserts:
+        return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+    ids = np.concatenate([np.array([c.vid for c in p.chunks], dtype=np.int64) for p in batch.upserts])
+    vecs = np.vstack([np.asarray(p.vectors, dtype=np.float32).reshape(-1, dim) for p in batch.upserts])
+    order = np.argsort(ids, kind="stable")
+    return ids[order], vecs[order]
+
+
+def _summary(kept: list[segments.View], built: list[segments.Written]) -> dict:
+    """What the manifest records of the vectors: informative, never compared."""
+    structures: dict[str, int] = {}
+    for s in [v.segment.structure for v in kept] + [w.structure for w in built]:
+        structures[s] = structures.get(s, 0) + 1
+    return {"type": "segments", "segments": len(kept) + len(built), "structures": structures}
+
+
+@contextmanager
+def _flock(path: Path, blocking: bool) -> Iterator[bool]:
+    """An advisory lock on its own open file, so threads of one process exclude each other too."""
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:

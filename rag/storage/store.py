@@ -1,7 +1,8 @@
-"""The chunk store: documents, chunk texts and offsets, and an FTS5 word index, in SQLite.
+"""The chunk store: documents, chunk texts and offsets, an FTS5 word index, and the list of
+vector segments with their tombstones, in SQLite.
 
-SQLite's transaction is the commit point of the whole index: it records which FAISS file
-(generation) matches its rows, so a crash at any moment leaves a consistent last-good index.
+SQLite's transaction is the commit point of the whole index: it records which segment files
+(generation) match its rows, so a crash at any moment leaves a consistent last-good index.
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
 -- A watched feed's polling state as JSON (rag/ingestion/watcher.py): validators, per-entry hashes,
 -- last poll, success and error. Kept beside the index so it survives restarts.
 CREATE TABLE IF NOT EXISTS feed_state (url TEXT PRIMARY KEY, state TEXT NOT NULL);
+-- The live vector segments (rag/storage/segments.py): immutable folders under segments/.
+CREATE TABLE IF NOT EXISTS segments (
+    name TEXT PRIMARY KEY, structure TEXT NOT NULL, vectors INTEGER NOT NULL, bytes INTEGER NOT NULL,
+    generation INTEGER NOT NULL  -- the generation that wrote it (a commit or a merge)
+);
+-- Chunks deleted or replaced whose vectors still sit in a segment; a merge drops both.
+CREATE TABLE IF NOT EXISTS tombstones (vid INTEGER PRIMARY KEY);
 """
 
 
@@ -120,6 +128,17 @@ class ChunkRow:
     def chunk_id(self) -> str:
         last = self.last_ordinal
         return f"{self.doc_id}#{self.ordinal}" if last in (None, self.ordinal) else f"{self.doc_id}#{self.ordinal}-{last}"
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    """One live vector segment as the store records it."""
+
+    name: str
+    structure: str  # flat | ivf | ivfpq
+    vectors: int  # stored in the segment, tombstoned ones included
+    bytes: int  # on disk
+    generation: int
 
 
 DOC_COLS = "id, title, source, published, content_hash, chunk_count, dup_of, author"
@@ -288,6 +307,22 @@ class Store:
         row = self.connect().execute("SELECT substr(text, ?, ?) FROM documents WHERE id=?", (start + 1, end - start, doc_id)).fetchone()
         return "" if row is None else row[0]
 
+    def segment_state(self) -> tuple[int, list[SegmentRow], list[int]]:
+        """(generation, live segments, tombstoned vids), read in one transaction so they agree."""
+        conn = self.connect()
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN")
+        try:
+            gen = conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+            segs = [SegmentRow(*r) for r in conn.execute(
+                "SELECT name, structure, vectors, bytes, generation FROM segments ORDER BY generation, name")]
+            dead = [r[0] for r in conn.execute("SELECT vid FROM tombstones ORDER BY vid")]
+        finally:
+            if own:
+                conn.execute("COMMIT")
+        return (int(gen[0]) if gen else 0), segs, dead
+
     def signatures(self) -> dict[str, bytes]:
         return dict(self.connect().execute("SELECT doc_id, sig FROM signatures").fetchall())
 
@@ -306,7 +341,26 @@ class Store:
         return [r[0] for r in rows]
 
     @staticmethod
+    def add_segment(conn: sqlite3.Connection, seg: "SegmentRow") -> None:
+        conn.execute("INSERT INTO segments(name, structure, vectors, bytes, generation) VALUES (?,?,?,?,?)",
+                     (seg.name, seg.structure, seg.vectors, seg.bytes, seg.generation))
+
+    @staticmethod
+    def remove_segments(conn: sqlite3.Connection, names: Iterable[str]) -> None:
+        conn.executemany("DELETE FROM segments WHERE name=?", [(n,) for n in names])
+
+    @staticmethod
+    def add_tombstones(conn: sqlite3.Connection, vids: Iterable[int]) -> None:
+        conn.executemany("INSERT OR IGNORE INTO tombstones(vid) VALUES (?)", [(int(v),) for v in vids])
+
+    @staticmethod
+    def drop_tombstones(conn: sqlite3.Connection, vids: Iterable[int]) -> None:
+        conn.executemany("DELETE FROM tombstones WHERE vid=?", [(int(v),) for v in vids])
+
+    @staticmethod
     def delete_all(conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM segments")
+        conn.execute("DELETE FROM tombstones")
         conn.execute("DELETE FROM chunks_fts")
         conn.execute("DELETE FROM chunks")
         conn.execute("DELETE FROM documents")

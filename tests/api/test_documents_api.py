@@ -251,7 +251,7 @@ def test_queries_stay_consistent_during_a_big_ingest(api, monkeypatch):
     """Queries answer from the last committed index while an ingest commits batch after batch."""
     import rag.ingestion.pipeline
 
-    monkeypatch.setattr(rag.ingestion.pipeline, "MIN_COMMIT_CHUNKS", 8)  # many small commits instead of one
+    monkeypatch.setattr(rag.ingestion.pipeline, "COMMIT_CHUNKS", 8)  # many small commits instead of one
     c = api()
     service = c.service
     service.ingest(_docs(range(0, 12)))

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.storage import vectors
+from rag.storage import segments, vectors
 from rag.ingestion.documents import Document
 from rag.storage.index import Index, IndexMismatch
 
@@ -49,7 +49,7 @@ def test_reingest_is_idempotent_and_changes_replace(make_service):
     assert changed.replaced == ["a"]
     vids_after = set(s.index.store.chunk_vids("a"))
     assert vids_after and not (vids_before & vids_after)
-    assert s.index.snapshot().faiss_index.ntotal == len(vids_after)
+    assert s.index.vector_count() == len(vids_after)
     hits = s.retriever.search("neutrality", 5)
     assert all("neutrality" not in h.chunk.text for h in hits)  # no stale chunk
 
@@ -59,7 +59,7 @@ def test_delete_removes_document_and_vectors(make_service):
     s.ingest([Document("a", "Alpha text about land."), Document("b", "Beta text about power plants.")])
     assert s.delete(["a", "nope"]) == ["a"]
     assert s.document("a") is None
-    assert s.index.snapshot().faiss_index.ntotal == len(s.index.store.chunk_vids("b"))
+    assert s.index.vector_count() == len(s.index.store.chunk_vids("b"))
     assert all(h.chunk.doc_id == "b" for h in s.retriever.search("land", 5))
 
 
@@ -94,11 +94,12 @@ def test_crash_during_commit_leaves_last_good_index(make_service, monkeypatch):
     def boom(*_a, **_k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(vectors, "write_atomic", boom)
+    monkeypatch.setattr(segments, "_write_files", boom)
     with pytest.raises(OSError):
         s.ingest([Document("b", "Second article about land.")])
     monkeypatch.undo()
     assert s.index.store.generation() == gen
     assert [d.id for d in s.documents()] == ["a"]
-    assert s.index.snapshot().faiss_index.ntotal == len(s.index.store.chunk_vids("a"))
-    assert not list(s.index.folder.glob("*.tmp"))
+    assert s.index.vector_count() == len(s.index.store.chunk_vids("a"))
+    assert not list(s.index.folder.glob("**/*.tmp"))
+    assert {p.name for p in (s.index.folder / "segments").iterdir()} == {r["name"] for r in s.index.segment_stats()}

@@ -1,0 +1,321 @@
+"""Immutable vector segments: what one commit or one merge wrote, never changed afterwards.
+
+A segment is a folder `segments/<name>/` holding `ids.npy` (its chunk ids, ascending), `vectors.npy`
+(their full float32 vectors, memory-mapped: exact re-scoring, filters and reconstruction read only
+the rows they need) and, for the trained structures, `index.faiss`. A flat segment's FAISS index is
+built from `vectors.npy` when opened, so a commit writes each new vector once. Deleted chunks are
+tombstones kept by the store and applied here through FAISS ID selectors at search time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from . import vectors
+from .vectors import EXACT_FILTER_MAX, IndexPolicy
+
+FOLDER = "segments"
+IDS, VECTORS, FAISS = "ids.npy", "vectors.npy", "index.faiss"
+TMP = ".tmp"
+# Rows copied or added to FAISS at a time while writing a segment: bounded memory for any size.
+WRITE_ROWS = 200_000
+
+
+def new_name() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+@dataclass(frozen=True)
+class Written:
+    """A segment folder in place on disk, not yet recorded by the store."""
+
+    name: str
+    structure: str
+    vectors: int
+    bytes: int
+
+
+def build(root: Path, ids: np.ndarray, vecs: np.ndarray, policy: IndexPolicy,
+          prebuilt: faiss.Index | None = None) -> Written:
+    """Write a segment of `ids` (ascending) and their vectors into `root/segments/<name>.tmp`,
+    fsynced; `publish` renames it into place. `vecs` may be a memory map larger than memory.
+    `prebuilt`: an already trained FAISS structure over exactly these vectors (an older
+    single-file index being migrated)."""
+    name = new_name()
+    folder = root / FOLDER
+    folder.mkdir(exist_ok=True)
+    tmp = folder / (name + TMP)
+    tmp.mkdir()
+    try:
+        structure = _write_files(tmp, np.asarray(ids, dtype=np.int64), vecs, policy, prebuilt)
+        _fsync_tree(tmp)
+    except BaseException:  # e.g. a full disk: leave no half-written segment taking up room
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    size = sum(f.stat().st_size for f in tmp.iterdir())
+    return Written(name, structure, len(ids), size)
+
+
+def publish(root: Path, name: str) -> None:
+    """Move a built segment into place (before the store records it; a crash between the two
+    leaves a folder no generation names, which the next writer removes)."""
+    folder = root / FOLDER
+    os.replace(folder / (name + TMP), folder / name)
+    _fsync_dir(folder)
+
+
+def discard(root: Path, name: str) -> None:
+    shutil.rmtree(root / FOLDER / (name + TMP), ignore_errors=True)
+    remove(root, name)
+
+
+def _write_files(tmp: Path, ids: np.ndarray, vecs: np.ndarray, policy: IndexPolicy,
+                 prebuilt: faiss.Index | None) -> str:
+    if len(ids) > 1 and not np.all(ids[1:] > ids[:-1]):
+        raise ValueError("segment ids must be unique and ascending")
+    np.save(tmp / IDS, ids)
+    out = np.lib.format.open_memmap(tmp / VECTORS, mode="w+", dtype=np.float32, shape=(len(ids), vecs.shape[1]))
+    for i in range(0, len(ids), WRITE_ROWS):
+        out[i : i + WRITE_ROWS] = vecs[i : i + WRITE_ROWS]
+    out.flush()
+    if prebuilt is not None and vectors.ivf_of(prebuilt) is not None:
+        vectors.write(prebuilt, tmp / FAISS)
+        return vectors.describe(prebuilt)["type"]
+    structure, nlist = policy.structure_for(len(ids))
+    if structure != "flat":
+        index = vectors.train_ivf(out, structure, nlist, policy.nprobe)
+        for i in range(0, len(ids), WRITE_ROWS):
+            vectors.add(index, ids[i : i + WRITE_ROWS], out[i : i + WRITE_ROWS])
+        vectors.write(index, tmp / FAISS)
+    del out
+    return structure
+
+
+@dataclass
+class Segment:
+    """An opened segment: ids and full vectors memory-mapped, its FAISS structure in memory."""
+
+    name: str
+    structure: str
+    ids: np.ndarray  # ascending chunk ids; a flat index's row i holds ids[i]
+    vecs: np.ndarray
+    index: faiss.Index  # IndexFlatIP over rows, or an IndexIVF whose ids are chunk ids
+    rescore: int = 1
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def memory_bytes(self) -> int:
+        """What its FAISS structure holds in memory (codes, ids, centroids); mapped files aside."""
+        ivf = vectors.ivf_of(self.index)
+        if ivf is None:
+            return int(self.index.ntotal) * self.index.d * 4
+        lists = ivf.invlists
+        entries = sum(lists.list_size(c) for c in range(ivf.nlist))
+        return entries * (lists.code_size + 8) + ivf.nlist * ivf.d * 4
+
+    def rows_of(self, vids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the vids this segment holds, their rows), for ascending or unordered vids."""
+        vids = np.asarray(vids, dtype=np.int64)
+        if not len(vids) or not len(self.ids):
+            return vids[:0], vids[:0]
+        rows = np.searchsorted(self.ids, vids)
+        rows[rows >= len(self.ids)] = 0
+        held = self.ids[rows] == vids
+        return vids[held], rows[held]
+
+    def vectors_of(self, rows: np.ndarray) -> np.ndarray:
+        """Full vectors of these rows, read in row order from the mapped file."""
+        order = np.argsort(rows, kind="stable")
+        out = np.empty((len(rows), self.vecs.shape[1]), np.float32)
+        out[order] = self.vecs[rows[order]]
+        return out
+
+
+def open_segment(root: Path, name: str, structure: str, policy: IndexPolicy) -> Segment:
+    """Open a recorded segment; OSError when its folder is gone (a merge removed it meanwhile)."""
+    folder = root / FOLDER / name
+    try:
+        ids = np.load(folder / IDS, mmap_mode="r")
+        vecs = np.load(folder / VECTORS, mmap_mode="r")
+        if structure == "flat":
+            index = faiss.IndexFlatIP(vecs.shape[1])
+            for i in range(0, len(ids), WRITE_ROWS):
+                index.add(np.ascontiguousarray(vecs[i : i + WRITE_ROWS]))
+        else:
+            index = vectors.read(folder / FAISS)
+            vectors.set_nprobe(index, policy.nprobe)
+    except (RuntimeError, ValueError) as exc:  # FAISS and numpy on a damaged file
+        raise OSError(f"segment {name} is damaged: {exc}") from exc
+    return Segment(name, structure, ids, vecs, index, policy.rescore if structure == "ivfpq" else 1)
+
+
+def in_memory(ids: np.ndarray, vecs: np.ndarray, index: faiss.Index, policy: IndexPolicy) -> Segment:
+    """A segment that lives only in memory: an older single-file index, until a commit migrates it."""
+    order = np.argsort(ids, kind="stable")
+    ids, vecs = ids[order], np.ascontiguousarray(vecs[order])
+    if vectors.ivf_of(index) is None:
+        index = faiss.IndexFlatIP(vecs.shape[1])
+        index.add(vecs)
+        return Segment("(single file)", "flat", ids, vecs, index)
+    vectors.set_nprobe(index, policy.nprobe)
+    return Segment("(single file)", "ivf", ids, vecs, index)
+
+
+@dataclass
+class View:
+    """A segment as one snapshot sees it: with the tombstones that fall in it, applied through a
+    FAISS selector made once per snapshot."""
+
+    segment: Segment
+    dead: np.ndarray  # tombstoned vids this segment holds, ascending
+    _params: faiss.SearchParameters | None = field(default=None, repr=False)
+    _keep: list = field(default_factory=list, repr=False)  # objects FAISS's selectors point into
+
+    def __post_init__(self) -> None:
+        if not len(self.dead):
+            return
+        seg = self.segment
+        if seg.structure == "flat":
+            mask = np.ones(len(seg), bool)
+            mask[seg.rows_of(self.dead)[1]] = False
+            bits = np.packbits(mask, bitorder="little")
+            sel = faiss.IDSelectorBitmap(len(seg), faiss.swig_ptr(bits))
+            self._keep = [bits]
+            self._params = faiss.SearchParameters(sel=sel)
+        else:
+            batch = faiss.IDSelectorBatch(self.dead)
+            sel = faiss.IDSelectorNot(batch)
+            self._keep = [batch]
+            self._params = faiss.SearchParametersIVF(sel=sel, nprobe=vectors.ivf_of(seg.index).nprobe)
+
+    @property
+    def live(self) -> int:
+        return len(self.segment) - len(self.dead)
+
+    def search(self, q: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(vids, scores) of this segment's best k live vectors, optionally among `allowed` only."""
+        seg = self.segment
+        if self.live <= 0 or k <= 0:
+            return _none()
+        if allowed is not None:
+            return self._filtered(q, k, allowed)
+        n = min(k * seg.rescore, len(seg))
+        scores, found = seg.index.search(q.reshape(1, -1), n, params=self._params)
+        found, scores = found[0], scores[0]
+        keep = found >= 0
+        found, scores = found[keep], scores[keep]
+        if seg.structure == "flat":
+            found = seg.ids[found]
+        if seg.rescore > 1:
+            return self._exact(q, found, seg.rows_of(found)[1], k)
+        return found[:k].astype(np.int64), scores[:k]
+
+    def _filtered(self, q: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        seg = self.segment
+        vids, rows = seg.rows_of(allowed)
+        if len(self.dead):
+            live = ~np.isin(vids, self.dead, assume_unique=True)
+            vids, rows = vids[live], rows[live]
+        if not len(vids):
+            return _none()
+        if seg.structure == "flat" or len(vids) <= EXACT_FILTER_MAX:
+            return self._exact(q, vids, rows, k)
+        ivf = vectors.ivf_of(seg.index)
+        batch = faiss.IDSelectorBatch(vids)
+        # probe more cells as the filter narrows, so about as many allowed vectors are seen
+        widen = max(1.0, len(seg) / len(vids))
+        params = faiss.SearchParametersIVF(sel=batch, nprobe=min(ivf.nlist, int(np.ceil(ivf.nprobe * widen))))
+        scores, found = seg.index.search(q.reshape(1, -1), min(k * seg.rescore, len(vids)), params=params)
+        keep = found[0] >= 0
+        found, scores = found[0][keep], scores[0][keep]
+        if seg.rescore > 1:
+            return self._exact(q, found, seg.rows_of(found)[1], k)
+        return found[:k].astype(np.int64), scores[:k]
+
+    def _exact(self, q: np.ndarray, vids: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact cosines of these rows from the full vectors, best k."""
+        if not len(rows):
+            return _none()
+        scores = self.segment.vectors_of(rows) @ q
+        top = np.argsort(-scores, kind="stable")[:k]
+        return np.asarray(vids, dtype=np.int64)[top], scores[top]
+
+
+def _none() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(0, np.int64), np.zeros(0, np.float32)
+
+
+def merged_parts(views: list[View]) -> tuple[np.ndarray, "_Gather"]:
+    """The live vectors of several segments in ascending id order, without loading them all:
+    (ids, a lazily gathered array of their vectors) to hand to `write`."""
+    parts = []
+    for v in views:
+        keep = np.ones(len(v.segment), bool)
+        if len(v.dead):
+            keep[v.segment.rows_of(v.dead)[1]] = False
+        parts.append((v.segment, np.flatnonzero(keep)))
+    ids = np.concatenate([s.ids[r] for s, r in parts]) if parts else np.zeros(0, np.int64)
+    source = np.concatenate([np.full(len(r), i, np.int32) for i, (_, r) in enumerate(parts)]) if parts else np.zeros(0, np.int32)
+    rows = np.concatenate([r for _, r in parts]) if parts else np.zeros(0, np.int64)
+    order = np.argsort(ids, kind="stable")
+    return ids[order], _Gather([s for s, _ in parts], source[order], rows[order])
+
+
+@dataclass
+class _Gather:
+    """Rows of several segments' mapped vectors, read slice by slice (what `write` asks for)."""
+
+    segments: list[Segment]
+    source: np.ndarray
+    rows: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.rows), self.segments[0].vecs.shape[1]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        src, rows = self.source[sl], self.rows[sl]
+        out = np.empty((len(rows), self.shape[1]), np.float32)
+        for i, seg in enumerate(self.segments):
+            pick = np.flatnonzero(src == i)
+            if len(pick):
+                out[pick] = seg.vectors_of(rows[pick])
+        return out
+
+
+def folders(root: Path) -> Iterator[Path]:
+    folder = root / FOLDER
+    return folder.iterdir() if folder.exists() else iter(())
+
+
+def remove(root: Path, name: str) -> None:
+    # Readers map the old files; on POSIX a removed mapped file stays readable to them.
+    shutil.rmtree(root / FOLDER / name, ignore_errors=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for f in folder.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
