@@ -50,14 +50,14 @@ SETTINGS = {
 
 @pytest.fixture()
 def fuzz_service(request, seeds_service, embedder, tmp_path):
-    """A Service over a copy of the seeds index (SQLite copied with its backup API, then the vectors)."""
+    """A Service over a copy of the seeds index (SQLite copied with its backup API, then the segments)."""
     src = seeds_service.settings.index_dir
     folder = tmp_path / "fuzz-index"
     folder.mkdir()
     with sqlite3.connect(src / "store.sqlite") as source, sqlite3.connect(folder / "store.sqlite") as target:
         source.backup(target)
-    for f in [*src.glob("vectors-*.faiss"), src / "manifest.json"]:
-        shutil.copy2(f, folder / f.name)
+    shutil.copy2(src / "manifest.json", folder / "manifest.json")
+    shutil.copytree(src / "segments", folder / "segments", ignore=shutil.ignore_patterns("*.tmp"))
     settings = seeds_service.settings.model_copy(update={"index_dir": folder, **SETTINGS[request.param]})
     service = Service(settings, embedder=embedder)
     yield service
