@@ -1,6 +1,6 @@
 """Load test: N concurrent clients query a live server while a writer adds and deletes articles.
 
-    python -m eval.load [--clients 32] [--seconds 30] [--index DIR | --url http://127.0.0.1:PORT] [--json]
+    python -m eval.load [--clients 32] [--seconds 30] [--rate PER_S] [--index DIR | --url http://127.0.0.1:PORT] [--json]
 
 Without `--url` it starts `rag serve` on a free loopback port, over a temporary copy of `--index`
 (or, without one, a fresh index built from seeds/), with a random API key the writer uses. It only
@@ -8,6 +8,10 @@ ever connects to 127.0.0.1. Reported: requests/s, p50/p99 latency, errors (non-2
 and inconsistent results: a passage whose text differs from its document's text at its offsets, or
 a passage of a document deleted before the query was sent ("stale"). Writer ids are never reused,
 so a document's text never changes while it exists and one fetch per id is enough to check it.
+
+`--rate` paces the writer (articles a second; it deletes its oldest beyond ten either way). Over a
+local server the index's segments and tombstones are sampled every two seconds, and query latency
+is reported per minute beside the most segments seen in that minute: whether p99 grows with them.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 import random
 import secrets
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -31,6 +36,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import numpy as np
 
 from eval import metrics as m
 from eval.serving import LOOPBACK, ServerDidNotStart, free_port, stop, wait_until_up
@@ -92,6 +98,7 @@ def synthetic_article(n: int, prefix: str = "syn") -> dict:
 class Stats:
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
+    at: list[float] = field(default_factory=list)  # monotonic end time of each success
 
     def row(self, seconds: float) -> dict:
         n = len(self.latencies_ms) + self.errors
@@ -120,8 +127,9 @@ def loopback_url(url: str) -> str:
 
 
 @contextmanager
-def local_server(index: Path | None, in_place: bool, key: str, startup_s: float) -> Iterator[str]:
-    """`rag serve` on a free loopback port over a temporary copy of `index` (or a fresh seeds index)."""
+def local_server(index: Path | None, in_place: bool, key: str, startup_s: float) -> Iterator[tuple[str, Path]]:
+    """`rag serve` on a free loopback port over a temporary copy of `index` (or a fresh seeds index);
+    yields its URL and the index folder it serves."""
     tmp = Path(tempfile.mkdtemp(prefix="rag-load-"))
     folder = index if (index is not None and in_place) else tmp / "index"
     if index is not None and not in_place:
@@ -138,7 +146,7 @@ def local_server(index: Path | None, in_place: bool, key: str, startup_s: float)
             wait_until_up(proc, f"{url}/health", startup_s, tmp / "server.log")
         except ServerDidNotStart as exc:
             raise SystemExit(f"error: the server {exc}") from None
-        yield url
+        yield url, folder
     finally:
         stop(proc)
         log.close()
@@ -148,12 +156,18 @@ def local_server(index: Path | None, in_place: bool, key: str, startup_s: float)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def writer(url: str, key: str | None, stop: threading.Event, shared: Shared, stats: Stats) -> None:
-    """Adds articles and deletes the oldest ones through the API until told to stop."""
+def writer(url: str, key: str | None, stop: threading.Event, shared: Shared, stats: Stats, rate: float | None = None) -> None:
+    """Adds articles (`rate` a second, else as fast as the server takes them) and deletes the
+    oldest ones through the API until told to stop."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     n = random.randrange(10_000, 90_000)  # fresh ids per run, never reused within it
+    next_at = time.monotonic()
     with httpx.Client(base_url=url, timeout=120, headers=headers, trust_env=False) as c:
         while not stop.is_set():
+            if rate:
+                next_at += 1 / rate
+                if stop.wait(max(0.0, next_at - time.monotonic())):
+                    break
             n += 1
             record = synthetic_article(n, prefix="load")
             t0 = time.perf_counter()
@@ -184,9 +198,38 @@ def writer(url: str, key: str | None, stop: threading.Event, shared: Shared, sta
 def _record(stats: Stats, ok: bool, t0: float) -> None:
     if ok:
         stats.latencies_ms.append((time.perf_counter() - t0) * 1000)
+        stats.at.append(time.monotonic())
     else:
         stats.errors += 1
 
+
+def sample_segments(folder: Path, stop: threading.Event, samples: list[tuple[float, int, int]], every_s: float = 2.0) -> None:
+    """(time, segments, tombstones) of the served index every `every_s`, read-only."""
+    store = folder / "store.sqlite"
+    while not stop.wait(every_s):
+        try:
+            with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5) as conn:
+                segs = conn.execute("SELECT count(*) FROM segments").fetchone()[0]
+                dead = conn.execute("SELECT count(*) FROM tombstones").fetchone()[0]
+            samples.append((time.monotonic(), int(segs), int(dead)))
+        except sqlite3.Error:
+            continue
+
+
+def per_minute(queries: Stats, samples: list[tuple[float, int, int]], start: float) -> list[dict]:
+    """Query latency of each minute beside the most segments sampled in it."""
+    rows = []
+    at = np.asarray(queries.at)
+    lat = np.asarray(queries.latencies_ms)
+    minutes = int((max(at) - start) // 60) + 1 if len(at) else 0
+    for i in range(minutes):
+        lo, hi = start + 60 * i, start + 60 * (i + 1)
+        pick = lat[(at >= lo) & (at < hi)]
+        segs = [s for t, s, _ in samples if lo <= t < hi]
+        if len(pick):
+            rows.append({"minute": i + 1, "queries": int(len(pick)), "p50_ms": round(float(np.percentile(pick, 50)), 1),
+                         "p99_ms": round(float(np.percentile(pick, 99)), 1), "segments_max": max(segs, default=None)})
+    return rows
 
 @dataclass
 class Checks:
@@ -284,18 +327,28 @@ def _example(checks: Checks, line: str) -> None:
         checks.examples.append(line)
 
 
-def run(url: str, key: str | None, clients: int, seconds: float, write: bool = True) -> dict:
+def run(url: str, key: str | None, clients: int, seconds: float, write: bool = True, rate: float | None = None,
+        folder: Path | None = None) -> dict:
     shared, queries, fetches, writes, checks = Shared(), Stats(), Stats(), Stats(), Checks()
     stop = threading.Event()
-    thread = threading.Thread(target=writer, args=(url, key, stop, shared, writes), daemon=True)
-    t0 = time.perf_counter()
+    thread = threading.Thread(target=writer, args=(url, key, stop, shared, writes, rate), daemon=True)
+    samples: list[tuple[float, int, int]] = []
+    sampler = threading.Thread(target=sample_segments, args=(folder, stop, samples), daemon=True) if folder else None
+    t0, start = time.perf_counter(), time.monotonic()
     if write:
         thread.start()
+    if sampler is not None:
+        sampler.start()
     asyncio.run(readers(url, key, clients, seconds, shared, queries, fetches, checks))
     elapsed = time.perf_counter() - t0
     stop.set()
     if write:
         thread.join(timeout=180)
+    segments = {}
+    if samples:
+        counts = [s for _, s, _ in samples]
+        segments = {"segments_max": max(counts), "segments_last": counts[-1], "tombstones_max": max(d for *_, d in samples),
+                    "samples": len(samples), "per_minute": per_minute(queries, samples, start)}
     return {
         "url": url, "clients": clients, "seconds": round(elapsed, 2),
         "query": queries.row(elapsed), "fetch": fetches.row(elapsed), "write": writes.row(elapsed),
@@ -304,7 +357,7 @@ def run(url: str, key: str | None, clients: int, seconds: float, write: bool = T
         "errors": queries.errors + fetches.errors + writes.errors,
         "documents_added": shared.added, "documents_deleted": len(shared.deleted_at),
         "passages_checked": checks.passages, "inconsistent": checks.inconsistent, "stale": checks.stale,
-        "examples": checks.examples,
+        "examples": checks.examples, "writer_rate_per_s": rate, **segments,
     }
 
 
@@ -319,6 +372,11 @@ def table(r: dict) -> str:
               f"passages checked: {r['passages_checked']}; inconsistent: {r['inconsistent']}; "
               f"stale (deleted document shown): {r['stale']}"]
     lines += [f"  {e}" for e in r["examples"]]
+    if r.get("per_minute"):
+        lines += ["", f"segments: at most {r['segments_max']}, {r['segments_last']} at the end; tombstones at most "
+                  f"{r['tombstones_max']}", f"{'minute':>8}{'queries':>9}{'p50 ms':>9}{'p99 ms':>9}{'segments':>10}"]
+        lines += [f"{w['minute']:>8}{w['queries']:>9}{w['p50_ms']:>9}{w['p99_ms']:>9}{w['segments_max'] or '':>10}"
+                  for w in r["per_minute"]]
     return "\n".join(lines)
 
 
@@ -332,21 +390,22 @@ def main() -> None:
     ap.add_argument("--in-place", action="store_true", help="serve --index itself (the writer changes it)")
     ap.add_argument("--key", default=os.environ.get("RAG_LOAD_KEY"), help="API key for --url (or RAG_LOAD_KEY)")
     ap.add_argument("--no-writer", action="store_true", help="queries only")
+    ap.add_argument("--rate", type=float, default=None, help="articles the writer adds a second (default: as fast as it can)")
     ap.add_argument("--startup-timeout", type=float, default=600.0, help="seconds to wait for the server")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args()
-    if args.clients < 1 or args.seconds <= 0:
-        raise SystemExit("error: --clients must be >= 1 and --seconds > 0")
+    if args.clients < 1 or args.seconds <= 0 or (args.rate is not None and args.rate <= 0):
+        raise SystemExit("error: --clients must be >= 1, --seconds and --rate > 0")
     if args.url:
-        result = run(loopback_url(args.url), args.key, args.clients, args.seconds, not args.no_writer)
+        result = run(loopback_url(args.url), args.key, args.clients, args.seconds, not args.no_writer, args.rate)
     else:
         if args.index is not None and not (args.index / "store.sqlite").exists():
             raise SystemExit(f"error: {args.index} holds no index (store.sqlite)")
         key = secrets.token_urlsafe(32)
-        with local_server(args.index, args.in_place, key, args.startup_timeout) as url:
-            result = run(url, key, args.clients, args.seconds, not args.no_writer)
+        with local_server(args.index, args.in_place, key, args.startup_timeout) as (url, folder):
+            result = run(url, key, args.clients, args.seconds, not args.no_writer, args.rate, folder)
     print(json.dumps(result) if args.json else table(result))
-    sys.exit(1 if result["inconsistent"] or result["stale"] else 0)
+    sys.exit(1 if result["inconsistent"] or result["stale"] or result["errors"] else 0)
 
 
 if __name__ == "__main__":

@@ -362,7 +362,7 @@ _STRUCTURES = {"flat": "flat (exact)", "ivf": "IVF-Flat", "ivfpq": "IVF-PQ + exa
 
 
 def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
 
 
 def describe_lexical(service) -> str:  # type: ignore[no-untyped-def]
