@@ -109,6 +109,14 @@ class Segment:
     vecs: np.ndarray
     index: faiss.Index  # IndexFlatIP over rows, or an IndexIVF whose ids are chunk ids
     rescore: int = 1
+    # A flat segment's vectors as FAISS holds them in memory (a view, no copy): filtered search and
+    # lookups read these rather than the mapped file.
+    memory: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.structure == "flat" and self.memory is None and self.index.ntotal:
+            n, d = int(self.index.ntotal), self.index.d
+            self.memory = faiss.rev_swig_ptr(self.index.get_xb(), n * d).reshape(n, d)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -135,6 +143,8 @@ class Segment:
 
     def vectors_of(self, rows: np.ndarray) -> np.ndarray:
         """Full vectors of these rows, read in row order from the mapped file."""
+        if self.memory is not None:
+            return self.memory[rows]
         order = np.argsort(rows, kind="stable")
         out = np.empty((len(rows), self.vecs.shape[1]), np.float32)
         out[order] = self.vecs[rows[order]]
@@ -190,12 +200,12 @@ class View:
             mask[seg.rows_of(self.dead)[1]] = False
             bits = np.packbits(mask, bitorder="little")
             sel = faiss.IDSelectorBitmap(len(seg), faiss.swig_ptr(bits))
-            self._keep = [bits]
+            self._keep = [bits, sel]
             self._params = faiss.SearchParameters(sel=sel)
         else:
             batch = faiss.IDSelectorBatch(self.dead)
             sel = faiss.IDSelectorNot(batch)
-            self._keep = [batch]
+            self._keep = [batch, sel]
             self._params = faiss.SearchParametersIVF(sel=sel, nprobe=vectors.ivf_of(seg.index).nprobe)
 
     @property
@@ -228,10 +238,14 @@ class View:
             vids, rows = vids[live], rows[live]
         if not len(vids):
             return _none()
+        if seg.memory is not None and len(rows) > len(seg) // 8:  # scoring all in memory beats gathering
+            scores = (seg.memory @ q)[rows]
+            top = np.argsort(-scores, kind="stable")[:k]
+            return vids[top], scores[top]
         if seg.structure == "flat" or len(vids) <= EXACT_FILTER_MAX:
             return self._exact(q, vids, rows, k)
         ivf = vectors.ivf_of(seg.index)
-        batch = faiss.IDSelectorBatch(vids)
+        batch = faiss.IDSelectorBatch(vids)  # alive until the search below returns
         # probe more cells as the filter narrows, so about as many allowed vectors are seen
         widen = max(1.0, len(seg) / len(vids))
         params = faiss.SearchParametersIVF(sel=batch, nprobe=min(ivf.nlist, int(np.ceil(ivf.nprobe * widen))))
