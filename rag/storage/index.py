@@ -311,8 +311,14 @@ class Index:
         conn = self.store.connect()
         new_gen = old.generation + 1
         built: list[segments.Written] = []
-        conn.execute("BEGIN IMMEDIATE")
         try:
+            # Segments are written before the transaction, so SQLite's write lock is held only for rows.
+            if old.legacy is not None and not fresh:
+                built.append(self._build(old.legacy.ids, old.legacy.vecs, prebuilt=old.legacy.index))
+            ids, vecs = _batch_vectors(batch, self.manifest.dim)
+            if len(ids):
+                built.append(self._build(ids, vecs))
+            conn.execute("BEGIN IMMEDIATE")
             if fresh:
                 self.store.delete_all(conn)
             removed: list[int] = []
@@ -324,11 +330,6 @@ class Index:
                 self.store.insert_document(conn, pending.row, pending.text, pending.chunks, pending.signature)
             for row in batch.metadata:
                 self.store.update_metadata(conn, row)
-            if old.legacy is not None and not fresh:
-                built.append(self._build(old.legacy.ids, old.legacy.vecs, prebuilt=old.legacy.index))
-            ids, vecs = _batch_vectors(batch, self.manifest.dim)
-            if len(ids):
-                built.append(self._build(ids, vecs))
             for w in built:
                 segments.publish(self.folder, w.name)
                 self.store.add_segment(conn, SegmentRow(w.name, w.structure, w.vectors, w.bytes, new_gen))
