@@ -30,6 +30,15 @@ class EmbedBackend(str, Enum):
     openai = "openai"
 
 
+class Device(str, Enum):
+    """Where the torch backend runs: CUDA when torch sees a GPU (`auto`), or forced. The ONNX
+    backend runs on the CPU whatever this says."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
 class IndexKind(str, Enum):
     """The structure of each vector segment (rag/storage/vectors.py): picked by size (`auto`), or
     forced for every segment large enough to train one."""
@@ -95,6 +104,7 @@ class Settings(BaseSettings):
     # Exported/quantised model files live here (never in the home directory).
     cache_dir: Path = Path(".cache")
     embed_batch_size: int = Field(64, ge=1)
+    device: Device = Device.auto
     # --- an embedding server (RAG_EMBED_BACKEND=openai; rag/embedding/openai_backend.py) ---------------
     # With or without the trailing /v1 (`/v1/embeddings` is used); RAG_EMBED_MODEL names its model.
     embed_base_url: str = "http://127.0.0.1:8080/v1"

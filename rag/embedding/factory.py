@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import DEFAULT_EMBED_MODEL, EmbedBackend, Settings, get_settings
+from ..config import DEFAULT_EMBED_MODEL, Device, EmbedBackend, Settings, get_settings
 from .base import Embedder, EmbeddingError
 
 
@@ -21,6 +21,9 @@ def load_embedder(
     except ValueError:
         valid = ", ".join(b.value for b in EmbedBackend)
         raise EmbeddingError(f"unknown embedding backend {backend!r}; valid: {valid}") from None
+    device = settings.device if settings is not None else Device.auto
+    if device is Device.cuda and backend is not EmbedBackend.torch:
+        raise EmbeddingError(f"RAG_DEVICE=cuda runs the torch backend only; set RAG_EMBED_BACKEND=torch (now {backend.value})")
     if backend is EmbedBackend.openai:
         from .openai_backend import OpenAIEmbedder
 
@@ -36,4 +39,4 @@ def load_embedder(
         return OnnxEmbedder(name, cache_dir=cache_dir)
     from .torch_backend import TorchEmbedder
 
-    return TorchEmbedder(name)
+    return TorchEmbedder(name, device)
