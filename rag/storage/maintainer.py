@@ -27,18 +27,18 @@ class Maintainer:
         self._thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop after the current merge step (a merge already committing finishes first)."""
+        """Stop after the current round of merges (a merge already committing finishes first)."""
         self._stop.set()
         self._thread.join(timeout)
+
+    @staticmethod
+    def _log(step: dict) -> None:
+        log.info("merged %(merged)d segments (%(vectors)d vectors) in %(seconds).2f s", step)
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
             try:
-                while not self._stop.is_set() and (step := self.index.merge_step()) is not None:
-                    self.merges += 1
-                    log.info("merged %(merged)d segments (%(vectors)d vectors) in %(seconds).2f s", step)
-                if not self._stop.is_set():
-                    self.index.maintain()
+                self.merges += len(self.index.maintain(on_step=self._log))
             except Exception as exc:  # noqa: BLE001 - keep serving; the index is as last committed
                 self.errors += 1
                 self.last_error = str(exc)
