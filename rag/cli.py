@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -24,6 +25,15 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Question ans
 PROGRESS_MIN_DOCS = 20
 # A full disk is StorageFull (exit 1, "no space left on device writing <file>: free space and retry").
 KNOWN_ERRORS = (DocumentError, EmbeddingError, IndexError_, StorageFull, OSError, sqlite3.Error)
+
+
+def _ray_errors() -> tuple[type[BaseException], ...]:
+    from .cluster import RayUnavailable
+
+    return (RayUnavailable,)
+
+
+RAY_ERRORS = _ray_errors()
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -62,12 +72,22 @@ def ingest(
         typer.Argument(help="Files or folders (.txt, .md, .jsonl, .jsonl.gz, .html, .htm), or http(s) URLs of pages or RSS/Atom feeds."),
     ],
     rebuild: Annotated[bool, typer.Option(help="Re-chunk and re-embed every stored document too.")] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option("--ray", metavar="[ADDRESS]", help="Chunk and embed on a Ray cluster (ADDRESS, else RAG_RAY_ADDRESS, else a local Ray); needs the `ray` extra."),
+    ] = None,
 ) -> None:
     """Add or update documents; unchanged ones are skipped."""
+    remote = _ray_embedding(ray) if ray is not None else None
     service = open_service(rebuild=rebuild, seed=False)
     try:
         docs = _gather(service, paths)
-        report = service.ingest(docs, rebuild=rebuild, on_progress=_progress_bar(len(docs)))
+        bar = _progress_bar(len(docs))
+        if remote is not None:
+            remote.on_chunks = getattr(bar, "chunks", None)
+        report = service.ingest(docs, rebuild=rebuild, on_progress=bar, remote=remote)
+    except RAY_ERRORS as exc:
+        fail(str(exc))
     except KNOWN_ERRORS as exc:
         fail(str(exc))
     typer.echo(
@@ -77,6 +97,20 @@ def ingest(
         f"{report.chunks} chunks embedded in {report.seconds:.1f} s"
         + (f"; {report.merges} segment merge(s) after." if report.merges else ".")
     )
+
+
+def _ray_embedding(address: str):  # type: ignore[no-untyped-def]
+    """The Ray backfill for `--ray ADDRESS` (`local`: a Ray on this machine unless RAG_RAY_ADDRESS)."""
+    from .cluster import RayEmbedding
+    from .cluster.ray_ingest import _import_ray
+    from .cluster import RayNotInstalled
+
+    try:
+        _import_ray()
+    except RayNotInstalled as exc:
+        fail(str(exc), 2)
+    settings = Settings()
+    return RayEmbedding(settings, None if address == RAY_LOCAL else address)
 
 
 def _gather(service, paths: list[str]) -> list:  # type: ignore[no-untyped-def]
@@ -405,6 +439,7 @@ def render_choice(r: QueryResponse) -> list[str]:
 
 
 def _progress_bar(total: int):  # type: ignore[no-untyped-def]
+    """Documents done of `total`; its `chunks(n, per_s)` adds chunks and chunks/s (a Ray backfill)."""
     if total < PROGRESS_MIN_DOCS:
         return None
     from tqdm import tqdm
@@ -416,6 +451,10 @@ def _progress_bar(total: int):  # type: ignore[no-untyped-def]
         if done >= total:
             bar.close()
 
+    def chunks(n: int, per_s: float) -> None:
+        bar.set_postfix_str(f"{n} chunks, {per_s:.0f} chunks/s", refresh=False)
+
+    update.chunks = chunks  # type: ignore[attr-defined]
     return update
 
 
@@ -425,8 +464,24 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {e.get('msg')}" if where else str(e.get("msg"))
 
 
+RAY_LOCAL = "local"
+# `--ray` takes an optional address: a following word that is not one (a path, another option)
+# means "no address". ADDRESS looks like host:port, ray://host:port or auto.
+_RAY_ADDRESS = re.compile(r"^(ray://)?[\w.\-]+:\d+$|^auto$|^local$")
+
+
+def optional_ray_address(argv: list[str]) -> list[str]:
+    """argv with `local` after a bare `--ray`, so that Click sees an option with a value."""
+    out = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        if arg == "--ray" and (i + 1 == len(argv) or not _RAY_ADDRESS.match(argv[i + 1])):
+            out.append(RAY_LOCAL)
+    return out
+
+
 def main() -> None:
-    app()
+    app(args=optional_ray_address(sys.argv[1:]), prog_name="rag")
 
 
 if __name__ == "__main__":

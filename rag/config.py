@@ -106,6 +106,14 @@ class Settings(BaseSettings):
     cache_dir: Path = Path(".cache")
     embed_batch_size: int = Field(64, ge=1)
     device: Device = Device.auto
+    # --- Ray (rag/cluster, the `ray` extra) ---------------------------------------------------------
+    # A running cluster (`ray start --head` prints it, e.g. 127.0.0.1:6379); unset: a local Ray of this machine.
+    ray_address: str | None = None
+    # CPUs one embedding actor reserves on a cluster without GPUs (with GPUs: one actor per GPU).
+    ray_cpus_per_actor: float = Field(1.0, gt=0, le=64)
+    # A backfill that receives no embedded batch for this long fails with a sentence rather than
+    # waiting for ever (Ray waits silently when no node can run the actors any more).
+    ray_stall_s: float = Field(600.0, gt=0)
     # --- an embedding server (RAG_EMBED_BACKEND=openai; rag/embedding/openai_backend.py) ---------------
     # With or without the trailing /v1 (`/v1/embeddings` is used); RAG_EMBED_MODEL names its model.
     embed_base_url: str = "http://127.0.0.1:8080/v1"

@@ -13,7 +13,7 @@ from .answering import Delta, Retrieved, draft, draft_choice, extractive_from, p
 from .config import RetrievalMode, Settings
 from .embedding import Embedder, load_embedder
 from .ingestion import Chunker, Document, load_path
-from .ingestion.pipeline import IngestReport, Ingestor, ProgressFn
+from .ingestion.pipeline import IngestReport, Ingestor, ProgressFn, RemoteEmbedding
 from .ingestion.fetch import Fetcher, FetchPolicy
 from .ingestion.watcher import EventFn, FeedState, Watcher
 from .ingestion.web import UrlDocuments, read_url
@@ -128,10 +128,14 @@ class Service:
         feeds = None if self.watcher is None else [_feed_status(s) for s in self.watcher.statuses()]
         return Health(documents=docs, chunks=chunks, model=self.embedder.identity.name, feeds=feeds)
 
-    def ingest(self, docs: Iterable[Document], rebuild: bool = False, on_progress: ProgressFn | None = None) -> IngestReport:
-        """Add, replace or skip documents; then, unless a background maintainer runs, merge
-        segments and refresh the word index as the ingest left them."""
-        report = self.ingestor.ingest(docs, rebuild=rebuild, on_progress=on_progress)
+    def ingest(
+        self, docs: Iterable[Document], rebuild: bool = False, on_progress: ProgressFn | None = None,
+        remote: RemoteEmbedding | None = None,
+    ) -> IngestReport:
+        """Add, replace or skip documents (chunked and embedded by `remote` when given, e.g. a Ray
+        cluster); then, unless a background maintainer runs, merge segments and refresh the word
+        index as the ingest left them."""
+        report = self.ingestor.ingest(docs, rebuild=rebuild, on_progress=on_progress, remote=remote)
         if self.maintainer is None:
             report.merges = len(self.maintain())
         return report

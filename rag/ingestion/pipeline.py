@@ -10,8 +10,9 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -47,17 +48,35 @@ class IngestReport:
         return sum(self.chunk_counts.values())
 
 
+Embedded = tuple[Document, list[Chunk], np.ndarray]
+
+
+class RemoteEmbedding(Protocol):
+    """Chunks and embeds documents elsewhere (a Ray cluster: rag/cluster) and streams them back,
+    each document whole, for this process to commit as the single writer."""
+
+    def run(self, docs: list[Document], model: str) -> Iterator[Embedded]:
+        """Each document with its chunks and vectors; `model` is the index's model identity
+        (`model_identity`), which the vectors must come from."""
+        ...
+
+
+def model_identity(name: str, sha256: str, backend: str) -> str:
+    """One string that names a model's vectors: two embedders match when their strings do."""
+    return f"{name}@{sha256[:16]}/{backend}"
+
+
 @dataclass
 class _Staged:
-    docs: dict[str, tuple[Document, list[Chunk]]] = field(default_factory=dict)
+    docs: dict[str, tuple[Document, list[Chunk], np.ndarray | None]] = field(default_factory=dict)
 
-    def put(self, doc: Document, chunks: list[Chunk]) -> None:
+    def put(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray | None = None) -> None:
         self.docs.pop(doc.id, None)  # the same id twice in one input: the later one wins
-        self.docs[doc.id] = (doc, chunks)
+        self.docs[doc.id] = (doc, chunks, vectors)
 
     @property
     def chunks(self) -> int:
-        return sum(len(c) for _, c in self.docs.values())
+        return sum(len(c) for _, c, _ in self.docs.values())
 
 
 class Ingestor:
@@ -69,12 +88,14 @@ class Ingestor:
         self._dups: dedup.DuplicateFinder | None = None
 
     def ingest(
-        self, docs: Iterable[Document], rebuild: bool = False, on_progress: ProgressFn | None = None
+        self, docs: Iterable[Document], rebuild: bool = False, on_progress: ProgressFn | None = None,
+        remote: RemoteEmbedding | None = None,
     ) -> IngestReport:
         """Add new documents, replace changed ones, skip unchanged ones.
 
         With `rebuild`, every stored document is re-chunked and re-embedded too, and all of it is
-        committed at once, so a crash mid-rebuild leaves the old index whole.
+        committed at once, so a crash mid-rebuild leaves the old index whole. With `remote`, the
+        documents to embed are chunked and embedded there, and committed here as they stream back.
         """
         t0 = time.perf_counter()
         report = IngestReport()
@@ -83,10 +104,14 @@ class Ingestor:
             known = self.index.store.hashes()
             staged = _Staged()
             metadata: dict[str, DocRow] = {}  # id -> the stored row with its new source and date
+            shipped: dict[str, Document] = {}  # for `remote`, in input order
             if rebuild:
                 for row, text in self.index.store.all_documents_text():
                     doc = Document(row.id, text, row.title, row.source, row.published, author=row.author)
-                    staged.put(doc, self.chunker.split(doc.id, doc.text))
+                    if remote is not None:
+                        shipped[doc.id] = doc
+                    else:
+                        staged.put(doc, self.chunker.split(doc.id, doc.text))
             for doc in docs:
                 fresh_in_input = doc.id not in staged.docs and doc.id not in metadata
                 if not rebuild and known.get(doc.id) == doc.content_hash and fresh_in_input:
@@ -101,9 +126,19 @@ class Ingestor:
                     progress.skip()
                     continue
                 metadata.pop(doc.id, None)  # the same id again, now with another text: the later wins
+                if remote is not None:
+                    shipped.pop(doc.id, None)
+                    shipped[doc.id] = doc
+                    continue
                 staged.put(doc, self.chunker.split(doc.id, doc.text))
                 if not rebuild and staged.chunks >= COMMIT_CHUNKS:
                     self._flush(staged, report, progress)
+            if remote is not None and shipped:
+                m = self.index.manifest
+                for doc, chunks, vecs in remote.run(list(shipped.values()), model_identity(m.model_name, m.model_sha256, m.backend)):
+                    staged.put(doc, chunks, vecs)
+                    if not rebuild and staged.chunks >= COMMIT_CHUNKS:
+                        self._flush(staged, report, progress)
             report.metadata_only = list(metadata)
             if staged.docs or rebuild:
                 self._flush(staged, report, progress, fresh=rebuild, metadata=list(metadata.values()))
@@ -138,12 +173,18 @@ class Ingestor:
         self, staged: _Staged, report: IngestReport, progress: "_Progress", fresh: bool = False,
         metadata: list[DocRow] | None = None,
     ) -> None:
-        items = list(staged.docs.values())
+        items = [(doc, chunks) for doc, chunks, _ in staged.docs.values()]
+        given = [v for _, _, v in staged.docs.values()]
         staged.docs.clear()
-        texts = [context_text(doc.title, c.text) for doc, chunks in items for c in chunks]
-        ends = np.cumsum([len(chunks) for _, chunks in items]).tolist()
-        vecs = self._encode(texts, lambda done: progress.encoded(bisect.bisect_right(ends, done)))
-        vids = self.index.reserve_vids(len(texts))
+        if given and all(v is not None for v in given):  # embedded elsewhere
+            dim = self.index.manifest.dim
+            vecs = np.vstack([np.zeros((0, dim), np.float32), *[np.asarray(v, np.float32).reshape(-1, dim) for v in given]])
+            progress.encoded(len(items))
+        else:
+            texts = [context_text(doc.title, c.text) for doc, chunks in items for c in chunks]
+            ends = np.cumsum([len(chunks) for _, chunks in items]).tolist()
+            vecs = self._encode(texts, lambda done: progress.encoded(bisect.bisect_right(ends, done)))
+        vids = self.index.reserve_vids(len(vecs))
         finder = self._finder(fresh)
         batch = Batch(metadata=metadata or [])
         offset = 0

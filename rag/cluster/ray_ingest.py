@@ -1,0 +1,213 @@
+"""Backfills on Ray: Ray Data reads the documents, chunks them on CPU tasks and embeds them in an
+actor pool (one actor per GPU, else one per RAG_RAY_CPUS_PER_ACTOR CPUs); the batches stream back,
+in input order, to the one process that writes the index (`Ingestor.ingest(..., remote=...)`).
+
+Ray retries what a lost node was running (its tasks and actors restart elsewhere), and the driver
+keeps each document's chunks by ordinal, so a retried batch can neither lose nor double a chunk.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from pydantic import SecretStr
+
+from ..config import Settings
+from ..ingestion.chunking import Chunk, Chunker
+from ..ingestion.documents import Document
+from ..ingestion.pipeline import model_identity
+from ..text import context_text
+
+INSTALL_HINT = "Ray is not installed: pip install 'rag-news[ray]' (or .venv/bin/pip install -e '.[ray]')"
+CHUNK_CPUS = 0.25  # a chunking task is light; what it leaves is the embedding actors'
+CHUNK_BATCH_DOCS = 16
+EMBED_BATCH_CHUNKS = 256
+
+
+class RayUnavailable(RuntimeError):
+    """The cluster cannot be reached, or stopped making progress."""
+
+
+class RayNotInstalled(RayUnavailable):
+    """The `ray` extra is not installed."""
+
+
+def _import_ray():  # type: ignore[no-untyped-def]
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")  # read when ray.data is imported
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise RayNotInstalled(INSTALL_HINT) from None
+    return ray
+
+
+def settings_for_workers(settings: Settings) -> dict:
+    """Settings as plain values (secrets revealed: workers need the embedding server's key)."""
+    out = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        out[name] = value.get_secret_value() if isinstance(value, SecretStr) else value
+    # paths absolute: a worker of another node may start elsewhere
+    return {k: (str(Path(v).resolve()) if isinstance(v, Path) else v) for k, v in out.items()}
+
+
+@lru_cache(maxsize=2)
+def _embedder(frozen: tuple):  # type: ignore[no-untyped-def]
+    from ..embedding import load_embedder
+
+    s = Settings(**dict(frozen))
+    return load_embedder(s.embed_model, s.embed_backend, s.cache_dir, s)
+
+
+def _frozen(values: dict) -> tuple:
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in values.items()))
+
+
+def chunk_batch(batch: dict, settings: dict) -> dict:
+    """A Ray Data task: documents in, one row per chunk out (offsets and the text to embed)."""
+    s = Settings(**settings)
+    embedder = _embedder(_frozen(settings))
+    chunker = Chunker(embedder.count_tokens, s.chunk_tokens, s.chunk_overlap, embedder.identity.max_tokens - 2)
+    cols: dict[str, list] = {k: [] for k in ("doc_id", "ordinal", "start", "end", "text", "embed", "n")}
+    for doc_id, text, title in zip(batch["doc_id"], batch["text"], batch["title"]):
+        chunks = chunker.split(str(doc_id), str(text))
+        for c in chunks:
+            for k, v in (("doc_id", c.doc_id), ("ordinal", c.ordinal), ("start", c.start), ("end", c.end),
+                         ("text", c.text), ("embed", context_text(str(title) or None, c.text)), ("n", len(chunks))):
+                cols[k].append(v)
+    return {k: np.array(v, dtype=object if k in ("doc_id", "text", "embed") else np.int64) for k, v in cols.items()}
+
+
+class EmbedActor:
+    """A Ray Data actor: the embedding model loaded once, then batches of chunks embedded."""
+
+    def __init__(self, settings: dict) -> None:
+        self.embedder = _embedder(_frozen(settings))
+        self.batch_size = int(settings["embed_batch_size"])
+        i = self.embedder.identity
+        self.model = model_identity(i.name, i.weights_sha256, i.backend)
+
+    def __call__(self, batch: dict) -> dict:
+        batch["vector"] = self.embedder.encode([str(t) for t in batch["embed"]], batch_size=self.batch_size)
+        batch["model"] = np.array([self.model] * len(batch["vector"]), dtype=object)
+        return batch
+
+
+class RayEmbedding:
+    """`RemoteEmbedding` on a Ray cluster (`address`), or on a local Ray when None."""
+
+    def __init__(self, settings: Settings, address: str | None = None, on_chunks: Callable[[int, float], None] | None = None) -> None:
+        self.settings = settings
+        self.address = address if address is not None else settings.ray_address
+        self.on_chunks = on_chunks  # chunks embedded so far, and chunks/s across the cluster
+        self.chunks = 0
+
+    def run(self, docs: list[Document], model: str) -> Iterator[tuple[Document, list[Chunk], np.ndarray]]:
+        ray = _import_ray()
+        self._connect(ray)
+        try:
+            yield from self._stream(ray, docs, model)
+        finally:
+            ray.shutdown()
+
+    def _connect(self, ray) -> None:  # type: ignore[no-untyped-def]
+        kwargs = {"logging_level": "ERROR", "log_to_driver": False, "ignore_reinit_error": True}
+        try:
+            if self.address:
+                ray.init(address=self.address, **kwargs)
+            else:
+                ray.init(include_dashboard=False, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise RayUnavailable(f"cannot reach the Ray cluster at {self.address or 'a local Ray'}: {exc}") from None
+
+    def _pipeline(self, ray, docs: list[Document]):  # type: ignore[no-untyped-def]
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
+        ctx.execution_options.preserve_order = True  # commits follow the input, as a local ingest's do
+        values = settings_for_workers(self.settings)
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        use_gpu = gpus > 0 and self.settings.device.value != "cpu" and self.settings.embed_backend.value == "torch"
+        if use_gpu:
+            pool, actor = gpus, {"num_gpus": 1}
+        else:  # each actor leaves a quarter CPU to the chunking tasks
+            per = self.settings.ray_cpus_per_actor
+            pool = max(1, int(resources.get("CPU", 1) // per))
+            actor = {"num_cpus": max(0.25, per - CHUNK_CPUS)}
+        items = [{"doc_id": d.id, "text": d.text, "title": d.title or ""} for d in docs]
+        ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items) // CHUNK_BATCH_DOCS, 200)))
+        ds = ds.map_batches(chunk_batch, fn_kwargs={"settings": values}, batch_size=CHUNK_BATCH_DOCS,
+                            batch_format="numpy", num_cpus=CHUNK_CPUS)
+        return ds.map_batches(EmbedActor, fn_constructor_kwargs={"settings": values}, compute=ray.data.ActorPoolStrategy(size=pool),
+                              batch_size=EMBED_BATCH_CHUNKS, batch_format="numpy", **actor)
+
+    def _stream(self, ray, docs: list[Document], model: str) -> Iterator[tuple[Document, list[Chunk], np.ndarray]]:  # type: ignore[no-untyped-def]
+        by_id = {d.id: d for d in docs}
+        pending: dict[str, dict[int, tuple[Chunk, np.ndarray]]] = {}
+        done: set[str] = set()
+        t0 = time.perf_counter()
+        for batch in self._batches(self._pipeline(ray, docs)):
+            wrong = {str(m) for m in batch["model"]} - {model}
+            if wrong:  # e.g. a GPU node whose fp16 vectors are not the CPU's, or another model installed
+                raise RayUnavailable(
+                    f"the cluster's embedding actors run {sorted(wrong)[0]}, but this index was built by {model}; "
+                    "install the same model (and RAG_DEVICE) on every node"
+                )
+            for i in range(len(batch["doc_id"])):
+                doc_id = str(batch["doc_id"][i])
+                if doc_id in done or doc_id not in by_id:
+                    continue  # a retried batch's repeat
+                chunk = Chunk(doc_id, int(batch["ordinal"][i]), int(batch["start"][i]), int(batch["end"][i]), str(batch["text"][i]))
+                parts = pending.setdefault(doc_id, {})
+                parts[chunk.ordinal] = (chunk, np.asarray(batch["vector"][i], np.float32))
+                if len(parts) == int(batch["n"][i]):
+                    ordered = [parts[k] for k in sorted(parts)]
+                    del pending[doc_id]
+                    done.add(doc_id)
+                    self.chunks += len(ordered)
+                    if self.on_chunks:
+                        self.on_chunks(self.chunks, self.chunks / max(time.perf_counter() - t0, 1e-9))
+                    yield by_id[doc_id], [c for c, _ in ordered], np.vstack([v for _, v in ordered])
+        missing = [d for d in docs if d.id not in done]
+        if missing:  # a document that yields no chunk (nothing to embed) still gets committed
+            yield from ((d, [], np.zeros((0, 0), np.float32)) for d in missing if d.id not in pending)
+            if pending:
+                raise RayUnavailable(f"the cluster returned {len(pending)} document(s) incomplete; run the ingest again")
+
+    def _batches(self, ds) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+        """The pipeline's output batches, failing after RAG_RAY_STALL_S without one."""
+        out: queue.Queue = queue.Queue(maxsize=4)
+        end = object()
+
+        def pump() -> None:
+            try:
+                for b in ds.iter_batches(batch_size=EMBED_BATCH_CHUNKS, batch_format="numpy"):
+                    out.put(b)
+                out.put(end)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                out.put(exc)
+
+        threading.Thread(target=pump, name="ray-ingest", daemon=True).start()
+        while True:
+            try:
+                item = out.get(timeout=self.settings.ray_stall_s)
+            except queue.Empty:
+                raise RayUnavailable(
+                    f"no embedded batch from the Ray cluster for {self.settings.ray_stall_s:.0f} s (RAG_RAY_STALL_S): "
+                    "is a node that can run the embedding actors still alive? Committed documents are kept; run the "
+                    "ingest again to finish"
+                ) from None
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise RayUnavailable(f"the Ray pipeline failed: {item}") from item
+            yield item
