@@ -38,14 +38,15 @@ async def background(app: FastAPI) -> AsyncIterator[None]:
             await run_in_threadpool(service.stop_maintenance)
 
 
-def create_app(service: Service | None = None, settings: Settings | None = None) -> FastAPI:
-    """The app over a ready service (tests, `rag serve`) or one built from settings on first use."""
+def create_app(service: Service | None = None, settings: Settings | None = None, background_work: bool = True) -> FastAPI:
+    """The app over a ready service (tests, `rag serve`) or one built from settings on first use.
+    Without `background_work` it neither merges nor polls feeds (a reader replica: one writer does)."""
     app = FastAPI(
         title="News RAG",
         version="0.1.0",
         description="Ask questions of a collection of news articles; every passage cites its article by offsets.",
         redirect_slashes=False,  # no route ends in a slash: `/documents/` is a 404, not a redirect
-        lifespan=background,
+        lifespan=background if background_work else None,
     )
     app.state.holder = ServiceHolder(service, settings)
     errors.install(app)

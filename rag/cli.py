@@ -99,18 +99,34 @@ def ingest(
     )
 
 
-def _ray_embedding(address: str):  # type: ignore[no-untyped-def]
-    """The Ray backfill for `--ray ADDRESS` (`local`: a Ray on this machine unless RAG_RAY_ADDRESS)."""
-    from .cluster import RayEmbedding
-    from .cluster.ray_ingest import _import_ray
-    from .cluster import RayNotInstalled
+def _require_ray() -> None:
+    """Exit 2, saying how to install it, without the `ray` extra."""
+    from .cluster import RayNotInstalled, import_ray
 
     try:
-        _import_ray()
+        import_ray()
     except RayNotInstalled as exc:
         fail(str(exc), 2)
-    settings = Settings()
-    return RayEmbedding(settings, None if address == RAY_LOCAL else address)
+
+
+def _ray_embedding(address: str):  # type: ignore[no-untyped-def]
+    """The Ray backfill for `--ray ADDRESS` (`local`: RAG_RAY_ADDRESS, else a Ray on this machine)."""
+    from .cluster import RayEmbedding
+
+    _require_ray()
+    return RayEmbedding(Settings(), None if address == RAY_LOCAL else address)
+
+
+def _serve_on_ray(settings: Settings, address: str | None, replicas: int, host: str, port: int) -> None:
+    from api.ray_serve import run
+
+    where = address or settings.ray_address
+    try:
+        run(settings, where, replicas, host, port, on_ready=lambda: say(
+            f"Serving on http://{host}:{port} with {replicas} query replica(s) and one writer on Ray Serve "
+            f"({where or 'a local Ray'}); Ctrl-C stops"))
+    except RAY_ERRORS as exc:
+        fail(str(exc))
 
 
 def _gather(service, paths: list[str]) -> list:  # type: ignore[no-untyped-def]
@@ -272,6 +288,11 @@ def _stream_final(r: QueryResponse, json_out: bool) -> str:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    ray: Annotated[
+        str | None,
+        typer.Option("--ray", metavar="[ADDRESS]", help="Serve as a Ray Serve application on the cluster at ADDRESS (else RAG_RAY_ADDRESS, else a local Ray); needs the `ray` extra."),
+    ] = None,
+    replicas: Annotated[int, typer.Option(min=1, max=64, help="With --ray: query replicas (writes go to one writer replica).")] = 2,
 ) -> None:
     """Serve the HTTP API (OpenAPI page at /docs).
 
@@ -280,6 +301,8 @@ def serve(
     """
     from api.security import Guard, SecurityConfigError, is_loopback
 
+    if ray is not None:
+        _require_ray()
     try:
         settings = Settings()
         guard = Guard.from_settings(settings)
@@ -314,6 +337,10 @@ def serve(
         say(f"Seeds changed: {len(report.added)} added, {len(report.replaced)} replaced.")
     if settings.feed_urls:
         say(f"Watching {len(settings.feed_urls)} feed(s) (RAG_FEEDS) every {settings.feed_every}.")
+    if ray is not None:
+        service.close()
+        _serve_on_ray(settings, None if ray == RAY_LOCAL else ray, replicas, host, port)
+        return
     say(f"Serving on http://{host}:{port} (OpenAPI page at /docs)")
     # Keep idle connections longer than clients do (httpx and most pools drop theirs after 5 s,
     # uvicorn's default too): otherwise the server may close one just as a client reuses it, and

@@ -1,9 +1,11 @@
-"""Work spread over a Ray cluster: backfills through Ray Data (`ray_ingest`).
+"""Work spread over a Ray cluster: backfills through Ray Data (`ray_ingest`), and what a driver
+needs to reach a cluster (`connect`).
 
-May import `rag.config`, `rag.text`, `rag.dates`, `rag.embedding` and `rag.ingestion`; Ray itself
-only inside functions, so the rest of the library works without the `ray` extra.
+May import `rag.config`, `rag.text`, `rag.embedding` and `rag.ingestion`; Ray itself only inside
+functions, so the rest of the library works without the `ray` extra.
 """
 
-from .ray_ingest import INSTALL_HINT, RayEmbedding, RayNotInstalled, RayUnavailable
+from .connect import INSTALL_HINT, RayNotInstalled, RayUnavailable, connect, import_ray
+from .ray_ingest import RayEmbedding, settings_for_workers
 
-__all__ = ["INSTALL_HINT", "RayEmbedding", "RayNotInstalled", "RayUnavailable"]
+__all__ = ["INSTALL_HINT", "RayEmbedding", "RayNotInstalled", "RayUnavailable", "connect", "import_ray", "settings_for_workers"]

@@ -20,33 +20,15 @@ import numpy as np
 from pydantic import SecretStr
 
 from ..config import Settings
+from .connect import RayUnavailable, connect
 from ..ingestion.chunking import Chunk, Chunker
 from ..ingestion.documents import Document
 from ..ingestion.pipeline import model_identity
 from ..text import context_text
 
-INSTALL_HINT = "Ray is not installed: pip install 'rag-news[ray]' (or .venv/bin/pip install -e '.[ray]')"
 CHUNK_CPUS = 0.25  # a chunking task is light; what it leaves is the embedding actors'
 CHUNK_BATCH_DOCS = 16
 EMBED_BATCH_CHUNKS = 256
-
-
-class RayUnavailable(RuntimeError):
-    """The cluster cannot be reached, or stopped making progress."""
-
-
-class RayNotInstalled(RayUnavailable):
-    """The `ray` extra is not installed."""
-
-
-def _import_ray():  # type: ignore[no-untyped-def]
-    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")  # read when ray.data is imported
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError:
-        raise RayNotInstalled(INSTALL_HINT) from None
-    return ray
 
 
 def settings_for_workers(settings: Settings) -> dict:
@@ -87,9 +69,14 @@ def chunk_batch(batch: dict, settings: dict) -> dict:
 
 
 class EmbedActor:
-    """A Ray Data actor: the embedding model loaded once, then batches of chunks embedded."""
+    """A Ray Data actor: the embedding model loaded once, then batches of chunks embedded. Its
+    settings are a class attribute of a subclass made per run (`_actor_class`), not constructor
+    arguments: those would sit in the object store, which Ray warns cannot be relied on for restarts."""
 
-    def __init__(self, settings: dict) -> None:
+    SETTINGS: dict = {}
+
+    def __init__(self) -> None:
+        settings = self.SETTINGS
         self.embedder = _embedder(_frozen(settings))
         self.batch_size = int(settings["embed_batch_size"])
         i = self.embedder.identity
@@ -111,22 +98,11 @@ class RayEmbedding:
         self.chunks = 0
 
     def run(self, docs: list[Document], model: str) -> Iterator[tuple[Document, list[Chunk], np.ndarray]]:
-        ray = _import_ray()
-        self._connect(ray)
+        ray = connect(self.address)
         try:
             yield from self._stream(ray, docs, model)
         finally:
             ray.shutdown()
-
-    def _connect(self, ray) -> None:  # type: ignore[no-untyped-def]
-        kwargs = {"logging_level": "ERROR", "log_to_driver": False, "ignore_reinit_error": True}
-        try:
-            if self.address:
-                ray.init(address=self.address, **kwargs)
-            else:
-                ray.init(include_dashboard=False, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise RayUnavailable(f"cannot reach the Ray cluster at {self.address or 'a local Ray'}: {exc}") from None
 
     def _pipeline(self, ray, docs: list[Document]):  # type: ignore[no-untyped-def]
         ctx = ray.data.DataContext.get_current()
@@ -143,11 +119,14 @@ class RayEmbedding:
             per = self.settings.ray_cpus_per_actor
             pool = max(1, int(resources.get("CPU", 1) // per))
             actor = {"num_cpus": max(0.25, per - CHUNK_CPUS)}
+        blocks = max(1, min(len(docs) // CHUNK_BATCH_DOCS, 200))
+        pool = min(pool, blocks)  # more actors than blocks would wait idle
         items = [{"doc_id": d.id, "text": d.text, "title": d.title or ""} for d in docs]
-        ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items) // CHUNK_BATCH_DOCS, 200)))
+        ds = ray.data.from_items(items, override_num_blocks=blocks)
         ds = ds.map_batches(chunk_batch, fn_kwargs={"settings": values}, batch_size=CHUNK_BATCH_DOCS,
                             batch_format="numpy", num_cpus=CHUNK_CPUS)
-        return ds.map_batches(EmbedActor, fn_constructor_kwargs={"settings": values}, compute=ray.data.ActorPoolStrategy(size=pool),
+        actor_class = type("EmbedActor", (EmbedActor,), {"SETTINGS": values})
+        return ds.map_batches(actor_class, compute=ray.data.ActorPoolStrategy(size=pool),
                               batch_size=EMBED_BATCH_CHUNKS, batch_format="numpy", **actor)
 
     def _stream(self, ray, docs: list[Document], model: str) -> Iterator[tuple[Document, list[Chunk], np.ndarray]]:  # type: ignore[no-untyped-def]

@@ -1,0 +1,112 @@
+"""`rag serve --ray`: the same HTTP API as a Ray Serve application.
+
+N reader replicas answer `/query`, `/health`, the web page and the rest; `/documents`, where every
+write lives, goes to one writer replica, which also merges segments and polls RAG_FEEDS. Every
+replica opens the same RAG_INDEX_DIR and picks up each committed generation by opening only its new
+segments, so the folder must be one that every node running a replica sees (this machine's disk
+when the cluster is on one machine, else a shared volume).
+
+Ray Serve's proxy routes by path prefix and hands the app the path without it; the writer's app is
+given the whole path back (`whole_path`) so that it is the same app as `rag serve`'s.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from urllib.parse import unquote
+
+from rag.cluster import RayUnavailable, connect, settings_for_workers
+from rag.config import Settings
+
+READERS, WRITER = "rag", "rag-writer"
+WRITES = "/documents"  # POST /documents and DELETE /documents/{id}; GET /documents goes there too
+# Serve's controller and proxy reserve no CPU; a replica mostly waits on FAISS and the model, so a
+# quarter CPU each lets a 2-CPU node hold the writer and several readers.
+REPLICA_CPUS = 0.25
+
+
+def whole_path(app: Callable) -> Callable:
+    """An ASGI app that sees the request's whole path (Serve strips the route prefix into root_path)."""
+
+    async def whole(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] in ("http", "websocket"):
+            raw = scope.get("raw_path")
+            path = unquote(raw.decode("latin-1")) if raw else scope.get("root_path", "") + scope["path"]
+            scope = {**scope, "path": path, "root_path": ""}
+        await app(scope, receive, send)
+
+    return whole
+
+
+def deployments(settings: Settings):  # type: ignore[no-untyped-def]
+    """The reader and writer deployments over `settings` (made here: `ray` is an optional import)."""
+    from ray import serve
+
+    values = settings_for_workers(settings)
+
+    @serve.deployment(ray_actor_options={"num_cpus": REPLICA_CPUS})
+    @serve.ingress()
+    class Reader:
+        def __init__(self) -> None:
+            from rag.service import Service
+
+            self.service = Service(Settings(**values))
+
+        def __serve_build_asgi_app__(self):  # type: ignore[no-untyped-def]
+            from api.app import create_app
+
+            return create_app(self.service, background_work=False)
+
+    @serve.deployment(ray_actor_options={"num_cpus": REPLICA_CPUS}, num_replicas=1)
+    @serve.ingress()
+    class Writer:
+        def __init__(self) -> None:
+            from rag.service import Service
+
+            self.service = Service(Settings(**values))
+
+        def __serve_build_asgi_app__(self):  # type: ignore[no-untyped-def]
+            from api.app import create_app
+
+            return whole_path(create_app(self.service))
+
+    return Reader, Writer
+
+
+def run(settings: Settings, address: str | None, replicas: int, host: str, port: int, on_ready: Callable[[], None]) -> None:
+    """Deploy on the cluster at `address` (None: a Ray started here), call `on_ready`, and serve
+    until SIGINT or SIGTERM; then take the applications down again."""
+    ray = connect(address)
+    from ray import serve
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        # HeadOnly: one proxy, on the head, is the one address clients use
+        serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
+        Reader, Writer = deployments(settings)
+        serve.run(Writer.bind(), name=WRITER, route_prefix=WRITES)
+        serve.run(Reader.options(num_replicas=replicas).bind(), name=READERS, route_prefix="/")
+        on_ready()
+        stop.wait()
+    except (ray.exceptions.RayError, RuntimeError) as exc:
+        raise RayUnavailable(f"Ray Serve could not deploy the API: {exc}") from None
+    finally:
+        _take_down(serve, local=address is None)
+        ray.shutdown()
+
+
+def _take_down(serve, local: bool) -> None:  # type: ignore[no-untyped-def]
+    """Remove this service's applications from a cluster (Serve is detached: they would outlive
+    this process). A Ray started here goes with `ray.shutdown`, and Ctrl-C may have stopped its
+    processes already (the terminal signals the whole process group), so it is not asked."""
+    if local:
+        return
+    try:
+        for name in (READERS, WRITER):
+            serve.delete(name)
+    except Exception:  # noqa: BLE001 - the cluster may be gone already; nothing left to take down
+        pass
