@@ -300,9 +300,22 @@ def _rss() -> dict[str, int]:
     return fields
 
 
+def _uncache(folder: Path) -> None:
+    """Drop a segment's files from the page cache, as after a restart: the build just wrote them, and
+    a mapping over cached pages is filled a whole large folio per fault, so resident memory would
+    show the cache rather than the pages the searches read."""
+    for f in folder.iterdir():
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def _search_child(root: Path, name: str, structure: str, workdir: Path) -> None:
     """Open the segment in a fresh process and search it: resident memory is then the index's."""
     queries, truth = np.load(workdir / "queries.npy"), np.load(workdir / "truth.npy")
+    _uncache(root / segments.FOLDER / name)
     before = _rss()
     t0 = time.perf_counter()
     policy = IndexPolicy()
@@ -317,6 +330,7 @@ def _search_child(root: Path, name: str, structure: str, workdir: Path) -> None:
         "rescore": policy.rescore, "nlist": vectors.ivf_of(seg.index).nlist if structure != "flat" else 0,
         "index_memory_bytes": seg.memory_bytes,
         "rss_bytes": after["VmRSS"] - before["VmRSS"], "rss_peak_bytes": after["VmHWM"],
+        "rss_anon_bytes": after.get("RssAnon", 0) - before.get("RssAnon", 0),
         "rss_mapped_file_bytes": after.get("RssFile", 0) - before.get("RssFile", 0), **figures,
     }))
 
