@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("ray", reason="the `ray` extra is not installed (make test installs it)")
 
-from ray_helpers import Cluster  # noqa: E402
+from eval.ray_cluster import Cluster  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ray_helpers import RAY_ENV, wait_for
+from eval.ray_cluster import RAY_ENV, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from ray_helpers import RAY_ENV, free_port, wait_for
+from eval.ray_cluster import RAY_ENV, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = 4

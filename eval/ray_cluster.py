@@ -1,5 +1,5 @@
-"""A real two-node Ray cluster on this machine for the tests: `ray start --head` and a second
-`ray start --address` with its own `worker_node` resource, each with one CPU.
+"""A real two-node Ray cluster on this machine, for the tests and `eval.bench_ray`: `ray start --head`
+and a second `ray start --address` with its own `worker_node` resource, each with one CPU.
 
 Both are daemons that outlive `ray start`, so `stop` kills this cluster's processes itself (found by
 its temp dir and GCS port; `ray stop --force` would kill every Ray on the host).
