@@ -403,9 +403,7 @@ class Index:
         with _flock(self.folder / "merge.lock", blocking=False) as held:
             if not held:
                 return None
-            for path in segments.folders(self.folder):  # a merge killed before its commit
-                if path.name.endswith(segments.TMP):
-                    shutil.rmtree(path, ignore_errors=True)
+            segments.remove_abandoned(self.folder)  # a merge or commit killed before its commit
             snap = self.snapshot()
             if snap.legacy is not None:
                 return None

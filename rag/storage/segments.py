@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import mmap
 import os
+import fcntl
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -54,12 +56,14 @@ def build(root: Path, ids: np.ndarray, vecs: np.ndarray, policy: IndexPolicy,
     folder = root / FOLDER
     folder.mkdir(exist_ok=True)
     tmp = folder / (name + TMP)
+    _hold(root, name)
     tmp.mkdir()
     try:
         structure = _write_files(tmp, np.asarray(ids, dtype=np.int64), vecs, policy, prebuilt)
         _fsync_tree(tmp)
     except BaseException:  # e.g. a full disk: leave no half-written segment taking up room
         shutil.rmtree(tmp, ignore_errors=True)
+        _release(root, name)
         raise
     size = sum(f.stat().st_size for f in tmp.iterdir())
     return Written(name, structure, len(ids), size)
@@ -71,12 +75,60 @@ def publish(root: Path, name: str) -> None:
     folder = root / FOLDER
     os.replace(folder / (name + TMP), folder / name)
     _fsync_dir(folder)
+    _release(root, name)
 
 
 def discard(root: Path, name: str) -> None:
     shutil.rmtree(root / FOLDER / (name + TMP), ignore_errors=True)
     remove(root, name)
+    _release(root, name)
 
+
+# A segment being built is locked (flock on segments/.building/<name>) from before its folder
+# exists until it is published or discarded, so that clean-up in another thread or process tells
+# a build in progress from one a crash abandoned: the kernel drops a dead builder's lock.
+BUILDING = ".building"
+_held: dict[str, object] = {}
+_held_lock = threading.Lock()
+
+
+def _hold(root: Path, name: str) -> None:
+    locks = root / FOLDER / BUILDING
+    locks.mkdir(exist_ok=True)
+    fh = open(locks / name, "a")
+    fcntl.flock(fh, fcntl.LOCK_EX)
+    with _held_lock:
+        _held[name] = fh
+
+
+def _release(root: Path, name: str) -> None:
+    with _held_lock:
+        fh = _held.pop(name, None)
+    if fh is not None:
+        (root / FOLDER / BUILDING / name).unlink(missing_ok=True)
+        fh.close()  # type: ignore[attr-defined]
+
+
+def remove_abandoned(root: Path) -> None:
+    """Remove `<name>.tmp` folders whose build is no longer running (a process killed mid-build),
+    and the locks such builds left."""
+    locks = root / FOLDER / BUILDING
+    tmps = {p.name[: -len(TMP)] for p in folders(root) if p.name.endswith(TMP)}
+    orphans = {p.name for p in locks.iterdir()} - tmps if locks.exists() else set()
+    for name in sorted(tmps | orphans):
+        path = root / FOLDER / (name + TMP)
+        lock = locks / name
+        try:
+            fh = open(lock, "a")
+        except OSError:
+            continue
+        with fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # being built right now
+            shutil.rmtree(path, ignore_errors=True)
+            lock.unlink(missing_ok=True)
 
 def _write_files(tmp: Path, ids: np.ndarray, vecs: np.ndarray, policy: IndexPolicy,
                  prebuilt: faiss.Index | None) -> str:
@@ -321,8 +373,11 @@ class _Gather:
 
 
 def folders(root: Path) -> Iterator[Path]:
+    """Segment folders, published or `.tmp` (not the `.building` locks)."""
     folder = root / FOLDER
-    return folder.iterdir() if folder.exists() else iter(())
+    if not folder.exists():
+        return iter(())
+    return (p for p in folder.iterdir() if not p.name.startswith(".") and p.is_dir())
 
 
 def remove(root: Path, name: str) -> None:

@@ -57,7 +57,7 @@ def fuzz_service(request, seeds_service, embedder, tmp_path):
     with sqlite3.connect(src / "store.sqlite") as source, sqlite3.connect(folder / "store.sqlite") as target:
         source.backup(target)
     shutil.copy2(src / "manifest.json", folder / "manifest.json")
-    shutil.copytree(src / "segments", folder / "segments", ignore=shutil.ignore_patterns("*.tmp"))
+    shutil.copytree(src / "segments", folder / "segments", ignore=shutil.ignore_patterns("*.tmp", ".building"))
     settings = seeds_service.settings.model_copy(update={"index_dir": folder, **SETTINGS[request.param]})
     service = Service(settings, embedder=embedder)
     yield service

@@ -21,6 +21,7 @@ import pytest
 from eval.load import synthetic_article, unique_word
 from rag.config import Settings
 from rag.schema import Query
+from rag.storage import segments
 
 ROOT = Path(__file__).resolve().parents[2]
 N_DOCS = 3000
@@ -91,7 +92,7 @@ def test_sigkill_mid_ingest_leaves_every_document_whole_or_absent(tmp_path):
         report = service.ingest(document_from_record(r, "extra") for r in extra)
         assert report.added == [r["id"] for r in extra] and service.index.store.generation() == gen + 1
         recorded = {r["name"] for r in service.index.segment_stats()}
-        assert {p.name for p in (index / "segments").iterdir()} == recorded  # no folder of the killed commit
+        assert {p.name for p in segments.folders(index)} == recorded  # no folder of the killed commit
         assert service.delete([records[0]["id"]]) == [records[0]["id"]]
     finally:
         service.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.storage import vectors
+from rag.storage import segments, vectors
 from segment_helpers import Model, commit, make_index
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,7 +101,7 @@ def test_kill_at_each_step_leaves_the_last_generation(tmp_path, mode):
     steps = index.maintain()
     assert steps and index.store.generation() > gen + 1
     recorded = {s["name"] for s in index.segment_stats()}
-    assert {p.name for p in (folder / "segments").iterdir()} == recorded
+    assert {p.name for p in segments.folders(folder)} == recorded
     index.close()
     assert_whole(folder)
 
@@ -117,6 +117,6 @@ def test_kill_at_random_moments_of_merges(tmp_path):
         assert_whole(folder)
     index = make_index(folder)
     index.maintain()
-    assert {p.name for p in (folder / "segments").iterdir()} == {s["name"] for s in index.segment_stats()}
+    assert {p.name for p in segments.folders(folder)} == {s["name"] for s in index.segment_stats()}
     index.close()
     assert_whole(folder)

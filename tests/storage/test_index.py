@@ -102,4 +102,4 @@ def test_crash_during_commit_leaves_last_good_index(make_service, monkeypatch):
     assert [d.id for d in s.documents()] == ["a"]
     assert s.index.vector_count() == len(s.index.store.chunk_vids("a"))
     assert not list(s.index.folder.glob("**/*.tmp"))
-    assert {p.name for p in (s.index.folder / "segments").iterdir()} == {r["name"] for r in s.index.segment_stats()}
+    assert {p.name for p in segments.folders(s.index.folder)} == {r["name"] for r in s.index.segment_stats()}

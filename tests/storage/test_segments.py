@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.storage import vectors
+from rag.storage import segments, vectors
 from rag.storage.index import Index
 from rag.storage.space import StorageFull
 from segment_helpers import Model, assert_same, commit, make_index
@@ -55,7 +55,7 @@ def test_merging_drops_tombstones_and_keeps_the_count_bounded(tmp_path):
     assert dead < 30  # merged away as segments merge; the store keeps only those still in a segment
     assert len(index.store.segment_state()[2]) == dead
     names = {s["name"] for s in index.segment_stats()}
-    assert {p.name for p in (tmp_path / "ix" / "segments").iterdir()} == names  # merged-away folders removed
+    assert {p.name for p in segments.folders(tmp_path / "ix")} == names  # merged-away folders removed
 
 
 def test_a_reader_picks_up_new_segments_without_reopening_old_ones(tmp_path):
@@ -83,7 +83,7 @@ def test_a_failed_commit_leaves_no_segment_and_the_last_generation(tmp_path, mon
         commit(index, Model(5), {"b": 5})
     monkeypatch.undo()
     assert index.store.generation() == gen and index.vector_count() == 5
-    assert [p.name for p in (tmp_path / "ix" / "segments").iterdir()] == [index.segment_stats()[0]["name"]]
+    assert [p.name for p in segments.folders(tmp_path / "ix")] == [index.segment_stats()[0]["name"]]
 
 
 def test_single_file_index_is_read_then_migrated_by_the_next_commit(tmp_path):
@@ -108,3 +108,21 @@ def test_single_file_index_is_read_then_migrated_by_the_next_commit(tmp_path):
     assert [v for v, _ in reopened.search_vids(q, 10)] == [v for v, _ in before][:10]  # the new 4 are random, far away
     assert np.array_equal(reopened.vectors_for(want_ids.tolist()), want_vecs)
     assert reopened.store.counts() == (39, 156)
+
+
+def test_clean_up_spares_a_build_in_progress_and_removes_an_abandoned_one(tmp_path):
+    """A merge's clean-up runs while a commit in another thread or process may be writing its
+    segment: only `.tmp` folders whose builder is gone (its lock released) are removed."""
+    from rag.storage import segments as seg
+
+    root = tmp_path
+    (root / seg.FOLDER).mkdir()
+    seg._hold(root, "busy")  # what build() does before creating its folder
+    (root / seg.FOLDER / ("busy" + seg.TMP)).mkdir()
+    (root / seg.FOLDER / ("crashed" + seg.TMP)).mkdir()  # a builder killed: no lock held
+    seg.remove_abandoned(root)
+    left = sorted(p.name for p in seg.folders(root))
+    assert left == ["busy" + seg.TMP]
+    seg.discard(root, "busy")
+    assert list(seg.folders(root)) == []
+    assert list((root / seg.FOLDER / seg.BUILDING).iterdir()) == []
