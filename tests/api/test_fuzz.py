@@ -92,6 +92,8 @@ def run_all_checks(app, headers: dict[str, str]) -> tuple[list[str], Counter]:
     cases: Counter = Counter()
     for event in from_schema(schema).execute():
         if isinstance(event, (events.NonFatalError, events.FatalError)):
+            if CPYTHON_AST_BUG in event.info.message:
+                continue  # the engine's own code generation, not the server (see CPYTHON_AST_BUG)
             failures.append(f"{getattr(event, 'label', 'engine')}: error {event.info.message}")
         if not isinstance(event, events.ScenarioFinished):
             continue
@@ -108,6 +110,11 @@ def run_all_checks(app, headers: dict[str, str]) -> tuple[list[str], Counter]:
                 failures.append(f"{event.recorder.label}: {node.name}: {node.failure_info.failure.title} "
                                 f"[{status} {body[:200]}]\n{node.failure_info.code_sample[:600]}")
     return sorted(set(failures)), cases
+
+
+# CPython 3.11 before 3.11.8 (gh-106905) can raise this SystemError in the fuzzing engine's own
+# compile() of a generated case, at random; no request reaches the server in that scenario.
+CPYTHON_AST_BUG = "AST constructor recursion depth mismatch"
 
 
 @pytest.mark.parametrize("fuzz_service", list(SETTINGS), indirect=True)
