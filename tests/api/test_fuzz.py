@@ -112,7 +112,7 @@ def run_all_checks(app, headers: dict[str, str]) -> tuple[list[str], Counter]:
     return sorted(set(failures)), cases
 
 
-# CPython 3.11 before 3.11.8 (gh-106905) can raise this SystemError in the fuzzing engine's own
+# CPython 3.11 can raise this SystemError (cpython gh-106905) in the fuzzing engine's own
 # compile() of a generated case, at random; no request reaches the server in that scenario.
 CPYTHON_AST_BUG = "AST constructor recursion depth mismatch"
 
