@@ -78,6 +78,8 @@ class EmbedActor:
     def __init__(self) -> None:
         settings = self.SETTINGS
         self.embedder = _embedder(_frozen(settings))
+        if hasattr(self.embedder, "limit_threads"):  # as many threads as CPUs this actor holds
+            self.embedder.limit_threads(max(1, round(float(settings.get("ray_cpus_per_actor", 1)))))
         self.batch_size = int(settings["embed_batch_size"])
         i = self.embedder.identity
         self.model = model_identity(i.name, i.weights_sha256, i.backend)

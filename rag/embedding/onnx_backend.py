@@ -89,6 +89,12 @@ class OnnxEmbedder:
         # Sessions open on first use (~0.25 s each): a one-off question needs only the small one.
         self._sessions: dict[int, ort.InferenceSession] = {}
 
+    def limit_threads(self, cpus: int) -> None:
+        """Use at most `cpus` threads: a process sharing the machine (a Ray actor holding a
+        fraction of it) would otherwise run one thread per core against its neighbours'."""
+        self._cpus = max(1, min(self._cpus, int(cpus)))
+        self.single_thread_max_tokens = SINGLE_THREAD_MAX_TOKENS if self._cpus > 1 else 0
+
     def _session_for(self, threads: int) -> ort.InferenceSession:
         if threads not in self._sessions:
             self._sessions[threads] = _session(self.onnx_path, threads=threads)
