@@ -12,6 +12,7 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 
+from .cluster import RayUnavailable
 from .config import Settings
 from .ingestion.documents import DocumentError
 from .embedding.base import EmbeddingError
@@ -24,16 +25,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Question ans
 # Inputs worth a progress bar (smaller ones finish before a bar is useful).
 PROGRESS_MIN_DOCS = 20
 # A full disk is StorageFull (exit 1, "no space left on device writing <file>: free space and retry").
-KNOWN_ERRORS = (DocumentError, EmbeddingError, IndexError_, StorageFull, OSError, sqlite3.Error)
-
-
-def _ray_errors() -> tuple[type[BaseException], ...]:
-    from .cluster import RayUnavailable
-
-    return (RayUnavailable,)
-
-
-RAY_ERRORS = _ray_errors()
+KNOWN_ERRORS = (DocumentError, EmbeddingError, IndexError_, StorageFull, OSError, sqlite3.Error, RayUnavailable)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -86,8 +78,6 @@ def ingest(
         if remote is not None:
             remote.on_chunks = getattr(bar, "chunks", None)
         report = service.ingest(docs, rebuild=rebuild, on_progress=bar, remote=remote)
-    except RAY_ERRORS as exc:
-        fail(str(exc))
     except KNOWN_ERRORS as exc:
         fail(str(exc))
     typer.echo(
@@ -125,7 +115,7 @@ def _serve_on_ray(settings: Settings, address: str | None, replicas: int, host: 
         run(settings, where, replicas, host, port, on_ready=lambda: say(
             f"Serving on http://{host}:{port} with {replicas} query replica(s) and one writer on Ray Serve "
             f"({where or 'a local Ray'}); Ctrl-C stops"))
-    except RAY_ERRORS as exc:
+    except KNOWN_ERRORS as exc:
         fail(str(exc))
 
 
