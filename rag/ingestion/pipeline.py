@@ -113,7 +113,7 @@ class Ingestor:
                     else:
                         staged.put(doc, self.chunker.split(doc.id, doc.text))
             for doc in docs:
-                fresh_in_input = doc.id not in staged.docs and doc.id not in metadata
+                fresh_in_input = doc.id not in staged.docs and doc.id not in metadata and doc.id not in shipped
                 if not rebuild and known.get(doc.id) == doc.content_hash and fresh_in_input:
                     report.unchanged.append(doc.id)
                     progress.skip()
