@@ -12,7 +12,8 @@ from . import dates
 from .answering import Delta, Retrieved, draft, draft_choice, extractive_from, pick_generator
 from .config import RetrievalMode, Settings
 from .embedding import Embedder, load_embedder
-from .ingestion import Chunker, Document, load_path
+from .ingestion import Document, load_path
+from .ingestion.chunking import chunker_for
 from .ingestion.pipeline import IngestReport, Ingestor, ProgressFn, RemoteEmbedding
 from .ingestion.fetch import Fetcher, FetchPolicy
 from .ingestion.watcher import EventFn, FeedState, Watcher
@@ -29,7 +30,7 @@ class Service:
             settings.embed_model, settings.embed_backend, settings.cache_dir, settings
         )
         ident = self.embedder.identity
-        self.chunker = Chunker(self.embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap, ident.max_tokens - 2)
+        self.chunker = chunker_for(self.embedder, settings.chunk_tokens, settings.chunk_overlap)
         self.manifest = Manifest(
             model_name=ident.name, model_sha256=ident.weights_sha256, backend=ident.backend, dim=ident.dim,
             chunker=self.chunker.settings(),

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from ..config import Settings
 from .connect import RayUnavailable, connect
-from ..ingestion.chunking import Chunk, Chunker
+from ..ingestion.chunking import Chunk, Chunker, chunker_for
 from ..ingestion.documents import Document
 from ..ingestion.pipeline import model_identity
 from ..text import context_text
@@ -53,11 +53,15 @@ def _frozen(values: dict) -> tuple:
     return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in values.items()))
 
 
+@lru_cache(maxsize=2)
+def _chunker(frozen: tuple) -> Chunker:
+    values = dict(frozen)
+    return chunker_for(_embedder(frozen), values["chunk_tokens"], values["chunk_overlap"])
+
+
 def chunk_batch(batch: dict, settings: dict) -> dict:
     """A Ray Data task: documents in, one row per chunk out (offsets and the text to embed)."""
-    s = Settings(**settings)
-    embedder = _embedder(_frozen(settings))
-    chunker = Chunker(embedder.count_tokens, s.chunk_tokens, s.chunk_overlap, embedder.identity.max_tokens - 2)
+    chunker = _chunker(_frozen(settings))
     cols: dict[str, list] = {k: [] for k in ("doc_id", "ordinal", "start", "end", "text", "embed", "n")}
     for doc_id, text, title in zip(batch["doc_id"], batch["text"], batch["title"]):
         chunks = chunker.split(str(doc_id), str(text))

@@ -111,3 +111,9 @@ def locate(text: str, pieces: Sequence[str]) -> list[tuple[int, str]]:
         located.append((start, piece))
         cursor = start + 1
     return located
+
+
+def chunker_for(embedder, chunk_tokens: int, chunk_overlap: int) -> Chunker:  # type: ignore[no-untyped-def]
+    """The chunker an index uses with `embedder`: its token counts, and its window less the two
+    special tokens ([CLS], [SEP]) the model adds."""
+    return Chunker(embedder.count_tokens, chunk_tokens, chunk_overlap, embedder.identity.max_tokens - 2)
