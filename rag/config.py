@@ -71,6 +71,10 @@ MERGE_FACTOR = 10
 # A merge never makes a segment larger than this (Lucene's max merged segment): past it a merge
 # costs minutes and gigabytes while the merged segment searches no faster.
 MAX_SEGMENT_VECTORS = 5_000_000
+# A large ingest commits every this many chunks: each commit writes one segment (~0.3 MB and
+# ~15 ms per 100 chunks, docs/benchmarks.md), so a smaller number only means more small segments
+# for merging, and a larger one more to redo after a crash or a killed backfill.
+COMMIT_CHUNKS = 2048
 
 
 class RerankerKind(str, Enum):
@@ -176,6 +180,8 @@ class Settings(BaseSettings):
     max_segment_vectors: int = Field(MAX_SEGMENT_VECTORS, ge=1000)
     # How often `rag serve` looks for segments to merge and a word index to refresh, in seconds.
     merge_interval_s: float = Field(2.0, gt=0, le=3600)
+    # Chunks per commit of a large ingest or backfill: what a crash or a kill can cost to redo.
+    commit_chunks: int = Field(COMMIT_CHUNKS, ge=1)
     # --- serving safety (API keys and request limits) -------------------------------------------
     # Comma-separated keys, or `@/path/to/file` with one key per line (only hashes are kept).
     api_keys: SecretStr | None = None

@@ -42,7 +42,7 @@ class Service:
         self.retriever = Retriever(
             self.index, self.embedder, settings.max_per_doc, load_reranker(settings, self.embedder), settings.rerank_candidates
         )
-        self.ingestor = Ingestor(self.index, self.embedder, self.chunker, settings.embed_batch_size)
+        self.ingestor = Ingestor(self.index, self.embedder, self.chunker, settings.embed_batch_size, settings.commit_chunks)
         self.watcher: Watcher | None = None
         self.maintainer: Maintainer | None = None
 

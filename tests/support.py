@@ -1,14 +1,17 @@
 """Shared test parts: a few passages, a question over them, and `FakeLLM`, a real OpenAI-style
-HTTP server on loopback that answers well or fails the ways real servers do."""
+HTTP server on loopback that answers well or fails the ways real servers do; and `committed`,
+an index's generation as another process sees it."""
 
 from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from rag.answering.generator_extractive import ExtractiveGenerator
 from rag.retrieval.search import Hit
@@ -136,3 +139,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(e)
             self.wfile.flush()
             time.sleep(pause)
+
+
+def committed(store: Path) -> tuple[int, int]:
+    """(generation, documents) as another process sees them; (0, 0) before the first commit."""
+    if not store.exists():
+        return 0, 0
+    try:
+        conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=1)
+    except sqlite3.OperationalError:
+        return 0, 0
+    try:
+        conn.execute("BEGIN")  # one snapshot for both reads
+        row = conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        return (int(row[0]) if row else 0), int(docs)
+    except sqlite3.OperationalError:  # tables not created yet, or busy
+        return 0, 0
+    finally:
+        conn.close()

@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from . import dedup
+from ..config import COMMIT_CHUNKS
 from ..text import context_text
 from .chunking import Chunk, Chunker
 from .documents import Document
@@ -26,9 +27,6 @@ from ..storage.store import ChunkRow, DocRow
 
 ProgressFn = Callable[[int], None]  # called with the number of documents processed so far
 
-# Commit this many chunks at a time over a large input: each commit writes one segment, so a
-# larger batch only means fewer, larger segments for merging to do, and more to redo after a crash.
-COMMIT_CHUNKS = 2048
 ENCODE_SLICE = 256  # chunks per encode call: progress granularity and bounded peak memory
 
 
@@ -80,8 +78,11 @@ class _Staged:
 
 
 class Ingestor:
-    def __init__(self, index: Index, embedder: Embedder, chunker: Chunker, batch_size: int = 64) -> None:
+    def __init__(
+        self, index: Index, embedder: Embedder, chunker: Chunker, batch_size: int = 64, commit_chunks: int = COMMIT_CHUNKS,
+    ) -> None:
         self.index = index
+        self.commit_chunks = commit_chunks
         self.embedder = embedder
         self.chunker = chunker
         self.batch_size = batch_size
@@ -131,13 +132,13 @@ class Ingestor:
                     shipped[doc.id] = doc
                     continue
                 staged.put(doc, self.chunker.split(doc.id, doc.text))
-                if not rebuild and staged.chunks >= COMMIT_CHUNKS:
+                if not rebuild and staged.chunks >= self.commit_chunks:
                     self._flush(staged, report, progress)
             if remote is not None and shipped:
                 m = self.index.manifest
                 for doc, chunks, vecs in remote.run(list(shipped.values()), model_identity(m.model_name, m.model_sha256, m.backend)):
                     staged.put(doc, chunks, vecs)
-                    if not rebuild and staged.chunks >= COMMIT_CHUNKS:
+                    if not rebuild and staged.chunks >= self.commit_chunks:
                         self._flush(staged, report, progress)
             report.metadata_only = list(metadata)
             if staged.docs or rebuild:

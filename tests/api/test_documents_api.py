@@ -247,13 +247,11 @@ def test_limits_answer_413(api):
     assert c.post("/query", json={"question": "ok"}).status_code == 200
 
 
-def test_queries_stay_consistent_during_a_big_ingest(api, monkeypatch):
+def test_queries_stay_consistent_during_a_big_ingest(api):
     """Queries answer from the last committed index while an ingest commits batch after batch."""
-    import rag.ingestion.pipeline
-
-    monkeypatch.setattr(rag.ingestion.pipeline, "COMMIT_CHUNKS", 8)  # many small commits instead of one
     c = api()
     service = c.service
+    service.ingestor.commit_chunks = 8  # many small commits instead of one
     service.ingest(_docs(range(0, 12)))
     big = _docs(range(12, 160))
     done = threading.Event()

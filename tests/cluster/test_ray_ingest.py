@@ -1,6 +1,7 @@
 """Backfills on a real two-node Ray cluster against a local ingest of the same documents: the same
-documents, chunks and offsets, vectors at cosine >= 0.9999 and the same answers; and a backfill
-that loses its worker node midway still ends with every document exactly once."""
+documents, chunks and offsets, vectors at cosine >= 0.9999 and the same answers; a backfill
+that loses its worker node midway still ends with every document exactly once; and a backfill
+killed after its first commits, then run again, ships only the rest and ends the same."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import gzip
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ import numpy as np
 import pytest
 
 from eval.ray_cluster import RAY_ENV, wait_for
+from support import committed
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
@@ -47,9 +50,9 @@ def assert_same(ray_side, local_side) -> None:  # type: ignore[no-untyped-def]
     assert ray_side.index.store.counts() == local_side.index.store.counts()
 
 
-def rtqa_articles(n: int, path: Path) -> Path:
+def rtqa_articles(n: int, path: Path, skip: int = 0) -> Path:
     with gzip.open(RTQA, "rt") as f:
-        rows = [json.loads(line) for line in itertools.islice(f, n)]
+        rows = [json.loads(line) for line in itertools.islice(f, skip, skip + n)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -120,3 +123,49 @@ def test_backfill_survives_losing_its_worker_node(ray_cluster, tmp_path):
     finally:
         local.close()
         ray_side.close()
+
+
+def test_a_killed_backfill_run_again_ships_only_what_was_not_committed(ray_cluster, tmp_path):
+    """`rag ingest --ray ADDRESS` SIGKILLed once it has committed twice, then run again as a user
+    would: the rerun skips the committed documents by content hash, ships the rest, and the index
+    ends with every document once, chunked as the local chunker chunks it. Other articles than the
+    worker-loss test's, so a few hundred different ones pass through the cluster."""
+    from rag.config import Settings
+    from rag.ingestion import load_path
+    from rag.service import Service
+
+    corpus = rtqa_articles(ARTICLES, tmp_path / "articles.jsonl", skip=ARTICLES)
+    index = tmp_path / "index"
+    # Small commits (one segment per ~15 articles), so the kill lands between commits.
+    env = {**os.environ, **RAY_ENV, "RAG_INDEX_DIR": str(index), "HF_HUB_OFFLINE": "1", "RAG_COMMIT_CHUNKS": "128"}
+    cmd = [sys.executable, "-m", "rag.cli", "ingest", "--ray", ray_cluster.address, str(corpus)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: committed(index / "store.sqlite")[0] >= 2 or proc.poll() is not None, timeout=300)
+        assert proc.poll() is None, f"the backfill ended before the kill: {proc.communicate()[1][-2000:]}"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    kept = committed(index / "store.sqlite")[1]
+    assert 0 < kept < ARTICLES
+
+    rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"{ARTICLES - kept} added, 0 replaced, {kept} unchanged" in rerun.stdout, rerun.stdout
+
+    docs = list(load_path(corpus))
+    service = Service(Settings(index_dir=index))
+    try:
+        store = service.index.store
+        chunker = service.chunker  # the chunker a local ingest of this index uses
+        assert sorted(r.id for r in store.documents()) == sorted(d.id for d in docs)
+        for doc in docs:
+            rows = store.chunks_by_vid(store.chunk_vids(doc.id)).values()
+            got = sorted((c.ordinal, c.start, c.end, c.text) for c in rows)
+            want = [(c.ordinal, c.start, c.end, c.text) for c in chunker.split(doc.id, doc.text)]
+            assert got == want, doc.id
+        assert service.index.vector_count() == store.counts()[1] == sum(len(chunker.split(d.id, d.text)) for d in docs)
+    finally:
+        service.close()

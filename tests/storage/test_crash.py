@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from eval.load import synthetic_article, unique_word
 from rag.config import Settings
 from rag.schema import Query
 from rag.storage import segments
+from support import committed
 
 ROOT = Path(__file__).resolve().parents[2]
 N_DOCS = 3000
@@ -34,25 +34,6 @@ def _untitled(record: dict) -> dict:
     """No title: it would be embedded with every chunk, and the time to the first commit counts here."""
     record.pop("title")
     return record
-
-
-def committed(store: Path) -> tuple[int, int]:
-    """(generation, documents) as another process sees them; (0, 0) before the first commit."""
-    if not store.exists():
-        return 0, 0
-    try:
-        conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=1)
-    except sqlite3.OperationalError:
-        return 0, 0
-    try:
-        conn.execute("BEGIN")  # one snapshot for both reads
-        row = conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
-        docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-        return (int(row[0]) if row else 0), int(docs)
-    except sqlite3.OperationalError:  # tables not created yet, or busy
-        return 0, 0
-    finally:
-        conn.close()
 
 
 def test_sigkill_mid_ingest_leaves_every_document_whole_or_absent(tmp_path):
