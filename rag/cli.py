@@ -70,13 +70,13 @@ def ingest(
     ] = None,
 ) -> None:
     """Add or update documents; unchanged ones are skipped."""
-    remote = _ray_embedding(ray) if ray is not None else None
+    if ray is not None:
+        _require_ray()
     service = open_service(rebuild=rebuild, seed=False)
     try:
         docs = _gather(service, paths)
         bar = _progress_bar(len(docs))
-        if remote is not None:
-            remote.on_chunks = getattr(bar, "chunks", None)
+        remote = None if ray is None else _ray_embedding(service.settings, ray, getattr(bar, "chunks", None))
         report = service.ingest(docs, rebuild=rebuild, on_progress=bar, remote=remote)
     except KNOWN_ERRORS as exc:
         fail(str(exc))
@@ -99,12 +99,11 @@ def _require_ray() -> None:
         fail(str(exc), 2)
 
 
-def _ray_embedding(address: str):  # type: ignore[no-untyped-def]
+def _ray_embedding(settings: Settings, address: str, on_chunks):  # type: ignore[no-untyped-def]
     """The Ray backfill for `--ray ADDRESS` (`local`: RAG_RAY_ADDRESS, else a Ray on this machine)."""
     from .cluster import RayEmbedding
 
-    _require_ray()
-    return RayEmbedding(Settings(), None if address == RAY_LOCAL else address)
+    return RayEmbedding(settings, None if address == RAY_LOCAL else address, on_chunks)
 
 
 def _serve_on_ray(settings: Settings, address: str | None, replicas: int, host: str, port: int) -> None:

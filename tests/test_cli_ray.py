@@ -40,3 +40,12 @@ def test_without_the_ray_extra_the_commands_say_how_to_install_it(args, tmp_path
     assert "pip install 'rag-news[ray]'" in r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "index").exists()  # refused before touching anything
+
+
+def test_an_invalid_setting_with_ray_is_a_sentence(tmp_path):
+    """`--ray` reads settings where every command does: a bad RAG_* value exits 2, no traceback."""
+    env = {"PATH": "/usr/bin:/bin", "RAG_INDEX_DIR": str(tmp_path / "index"), "HF_HUB_OFFLINE": "1", "RAG_TOP_K": "many"}
+    r = subprocess.run([sys.executable, "-m", "rag.cli", "ingest", "--ray", "seeds"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120, env=env)
+    assert r.returncode == 2, r.stderr
+    assert "invalid RAG_* setting: top_k" in r.stderr and "Traceback" not in r.stderr
