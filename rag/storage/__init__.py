@@ -3,7 +3,7 @@
 `store` holds documents, chunk texts and offsets, the segment list and tombstones, and is the
 commit point; `vectors` the FAISS structures; `segments` the immutable segment files; `merging`
 the tiered merge policy; `lexical` the word index; `index` ties them into one atomically committed
-index; `maintainer` merges in the background.
+index; `maintainer` merges in the background; `locks` the file locks they share.
 May import only `rag.config`, `rag.text` and `rag.dates`: it knows nothing of models, retrieval or
 answers.
 """

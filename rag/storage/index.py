@@ -11,11 +11,9 @@ generation, open only the segments they do not have yet.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +28,7 @@ from ..config import MAX_SEGMENT_VECTORS, MERGE_FACTOR
 
 from . import merging, segments, vectors
 from .lexical import Lexical
+from .locks import flock
 from .space import no_space_told, storage_full
 from .store import ChunkRow, DocRow, SegmentRow, Store
 
@@ -291,7 +290,7 @@ class Index:
     def writer(self) -> Iterator["Index"]:
         """One writer at a time across threads and processes (an advisory file lock). A write
         that runs out of disk space leaves as `space.StorageFull`, naming the file."""
-        with no_space_told(self.folder), _flock(self.folder / "write.lock", blocking=True):
+        with no_space_told(self.folder), flock(self.folder / "write.lock", blocking=True):
             yield self
 
     def commit(self, batch: Batch, fresh: bool = False) -> int:
@@ -400,7 +399,7 @@ class Index:
         """Merge the segments the tiered policy picks into one, as a commit of its own; None when
         nothing needs merging or another process is merging. Queries go on meanwhile, and a
         writer waits only for the merge's own short commit."""
-        with _flock(self.folder / "merge.lock", blocking=False) as held:
+        with flock(self.folder / "merge.lock", blocking=False) as held:
             if not held:
                 return None
             segments.remove_abandoned(self.folder)  # a merge or commit killed before its commit
@@ -468,7 +467,7 @@ class Index:
             steps.append(step)
             if on_step is not None:
                 on_step(step)
-        with _flock(self.folder / "merge.lock", blocking=False) as held:
+        with flock(self.folder / "merge.lock", blocking=False) as held:
             if held:
                 self.lexical.maintain(self.store.connect())
         return steps
@@ -493,21 +492,6 @@ def _summary(kept: list[segments.View], built: list[segments.Written]) -> dict:
     for s in [v.segment.structure for v in kept] + [w.structure for w in built]:
         structures[s] = structures.get(s, 0) + 1
     return {"type": "segments", "segments": len(kept) + len(built), "structures": structures}
-
-
-@contextmanager
-def _flock(path: Path, blocking: bool) -> Iterator[bool]:
-    """An advisory lock on its own open file, so threads of one process exclude each other too."""
-    with open(path, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:

@@ -9,9 +9,9 @@ tombstones kept by the store and applied here through FAISS ID selectors at sear
 
 from __future__ import annotations
 
+import fcntl
 import mmap
 import os
-import fcntl
 import shutil
 import threading
 import uuid
@@ -23,6 +23,7 @@ import faiss
 import numpy as np
 
 from . import vectors
+from .locks import flock
 from .vectors import EXACT_FILTER_MAX, IndexPolicy
 
 FOLDER = "segments"
@@ -114,21 +115,15 @@ def remove_abandoned(root: Path) -> None:
     and the locks such builds left."""
     locks = root / FOLDER / BUILDING
     tmps = {p.name[: -len(TMP)] for p in folders(root) if p.name.endswith(TMP)}
-    orphans = {p.name for p in locks.iterdir()} - tmps if locks.exists() else set()
-    for name in sorted(tmps | orphans):
-        path = root / FOLDER / (name + TMP)
-        lock = locks / name
+    for name in sorted(tmps | ({p.name for p in locks.iterdir()} if locks.exists() else set())):
         try:
-            fh = open(lock, "a")
-        except OSError:
+            with flock(locks / name, blocking=False) as free:
+                if free:  # else being built right now
+                    shutil.rmtree(root / FOLDER / (name + TMP), ignore_errors=True)
+                    (locks / name).unlink(missing_ok=True)
+        except OSError:  # its lock cannot be opened: left for the next clean-up
             continue
-        with fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # being built right now
-            shutil.rmtree(path, ignore_errors=True)
-            lock.unlink(missing_ok=True)
+
 
 def _write_files(tmp: Path, ids: np.ndarray, vecs: np.ndarray, policy: IndexPolicy,
                  prebuilt: faiss.Index | None) -> str:
