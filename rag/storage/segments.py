@@ -115,7 +115,10 @@ def remove_abandoned(root: Path) -> None:
     and the locks such builds left."""
     locks = root / FOLDER / BUILDING
     tmps = {p.name[: -len(TMP)] for p in folders(root) if p.name.endswith(TMP)}
-    for name in sorted(tmps | ({p.name for p in locks.iterdir()} if locks.exists() else set())):
+    if not tmps and not locks.exists():
+        return
+    locks.mkdir(exist_ok=True)  # a `.tmp` from before build locks has none: it is abandoned too
+    for name in sorted(tmps | {p.name for p in locks.iterdir()}):
         try:
             with flock(locks / name, blocking=False) as free:
                 if free:  # else being built right now

@@ -126,3 +126,10 @@ def test_clean_up_spares_a_build_in_progress_and_removes_an_abandoned_one(tmp_pa
     seg.discard(root, "busy")
     assert list(seg.folders(root)) == []
     assert list((root / seg.FOLDER / seg.BUILDING).iterdir()) == []
+
+
+def test_clean_up_removes_a_build_folder_older_than_build_locks(tmp_path):
+    """An index whose `.tmp` folder was left before builds took locks has no lock folder at all."""
+    (tmp_path / segments.FOLDER / ("old" + segments.TMP)).mkdir(parents=True)
+    segments.remove_abandoned(tmp_path)
+    assert list(segments.folders(tmp_path)) == []
