@@ -94,10 +94,14 @@ _held_lock = threading.Lock()
 
 
 def _hold(root: Path, name: str) -> None:
-    locks = root / FOLDER / BUILDING
-    locks.mkdir(exist_ok=True)
-    fh = open(locks / name, "a")
-    fcntl.flock(fh, fcntl.LOCK_EX)
+    path = root / FOLDER / BUILDING / name
+    path.parent.mkdir(exist_ok=True)
+    while True:  # a clean-up may take and unlink the file between this open and this lock
+        fh = open(path, "a")
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        if path.exists() and path.stat().st_ino == os.fstat(fh.fileno()).st_ino:
+            break
+        fh.close()
     with _held_lock:
         _held[name] = fh
 
@@ -112,7 +116,7 @@ def _release(root: Path, name: str) -> None:
 
 def remove_abandoned(root: Path) -> None:
     """Remove `<name>.tmp` folders whose build is no longer running (a process killed mid-build),
-    and the locks such builds left."""
+    and the locks such builds left. One clean-up at a time (the caller holds the merge lock)."""
     locks = root / FOLDER / BUILDING
     tmps = {p.name[: -len(TMP)] for p in folders(root) if p.name.endswith(TMP)}
     if not tmps and not locks.exists():

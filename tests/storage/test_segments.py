@@ -133,3 +133,26 @@ def test_clean_up_removes_a_build_folder_older_than_build_locks(tmp_path):
     (tmp_path / segments.FOLDER / ("old" + segments.TMP)).mkdir(parents=True)
     segments.remove_abandoned(tmp_path)
     assert list(segments.folders(tmp_path)) == []
+
+
+def test_a_build_lock_taken_while_a_clean_up_unlinks_it_is_taken_again(tmp_path):
+    """A clean-up may lock and unlink a build's lock file between the builder's open and its lock;
+    the builder then holds a file no path names, so it must lock the file at the path afresh."""
+    import fcntl
+    import threading
+
+    locks = tmp_path / segments.FOLDER / segments.BUILDING
+    locks.mkdir(parents=True)
+    cleaner = open(locks / "busy", "a")  # the clean-up's open and lock come first
+    fcntl.flock(cleaner, fcntl.LOCK_EX)
+    builder = threading.Thread(target=segments._hold, args=(tmp_path, "busy"))
+    builder.start()
+    builder.join(timeout=0.5)
+    assert builder.is_alive()  # waiting on the clean-up's lock, on the file it opened
+    (locks / "busy").unlink()
+    cleaner.close()
+    builder.join(timeout=10)
+    (tmp_path / segments.FOLDER / ("busy" + segments.TMP)).mkdir()
+    segments.remove_abandoned(tmp_path)
+    assert [p.name for p in segments.folders(tmp_path)] == ["busy" + segments.TMP]
+    segments.discard(tmp_path, "busy")
