@@ -58,8 +58,8 @@ def build(root: Path, ids: np.ndarray, vecs: np.ndarray, policy: IndexPolicy,
     folder.mkdir(exist_ok=True)
     tmp = folder / (name + TMP)
     _hold(root, name)
-    tmp.mkdir()
     try:
+        tmp.mkdir()
         structure = _write_files(tmp, np.asarray(ids, dtype=np.int64), vecs, policy, prebuilt)
         _fsync_tree(tmp)
     except BaseException:  # e.g. a full disk: leave no half-written segment taking up room
