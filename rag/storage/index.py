@@ -458,7 +458,8 @@ class Index:
 
     def maintain(self, on_step: Callable[[dict], None] | None = None) -> list[dict]:
         """Bring the index's structures up to date: migrate a single-file index, merge segments
-        until the policy is satisfied, and rebuild the word index's base once it has drifted."""
+        until the policy is satisfied, remove segment folders no generation names (when no writer
+        is busy), and rebuild the word index's base once it has drifted."""
         if self.snapshot().legacy is not None:
             with self.writer():
                 self.commit(Batch())
@@ -467,6 +468,9 @@ class Index:
             steps.append(step)
             if on_step is not None:
                 on_step(step)
+        with flock(self.folder / "write.lock", blocking=False) as writing:
+            if writing:  # what a merge or commit killed after publishing left; else the next commit does
+                self._remove_unrecorded()
         with flock(self.folder / "merge.lock", blocking=False) as held:
             if held:
                 self.lexical.maintain(self.store.connect())
