@@ -179,7 +179,7 @@ class Ingestor:
         staged.docs.clear()
         if given and all(v is not None for v in given):  # embedded elsewhere
             dim = self.index.manifest.dim
-            vecs = np.vstack([np.zeros((0, dim), np.float32), *[np.asarray(v, np.float32).reshape(-1, dim) for v in given]])
+            vecs = np.concatenate([np.asarray(v, np.float32).reshape(-1, dim) for v in given])
             progress.encoded(len(items))
         else:
             texts = [context_text(doc.title, c.text) for doc, chunks in items for c in chunks]
