@@ -113,19 +113,17 @@ def test_single_file_index_is_read_then_migrated_by_the_next_commit(tmp_path):
 def test_clean_up_spares_a_build_in_progress_and_removes_an_abandoned_one(tmp_path):
     """A merge's clean-up runs while a commit in another thread or process may be writing its
     segment: only `.tmp` folders whose builder is gone (its lock released) are removed."""
-    from rag.storage import segments as seg
-
     root = tmp_path
-    (root / seg.FOLDER).mkdir()
-    seg._hold(root, "busy")  # what build() does before creating its folder
-    (root / seg.FOLDER / ("busy" + seg.TMP)).mkdir()
-    (root / seg.FOLDER / ("crashed" + seg.TMP)).mkdir()  # a builder killed: no lock held
-    seg.remove_abandoned(root)
-    left = sorted(p.name for p in seg.folders(root))
-    assert left == ["busy" + seg.TMP]
-    seg.discard(root, "busy")
-    assert list(seg.folders(root)) == []
-    assert list((root / seg.FOLDER / seg.BUILDING).iterdir()) == []
+    (root / segments.FOLDER).mkdir()
+    segments._hold(root, "busy")  # what build() does before creating its folder
+    (root / segments.FOLDER / ("busy" + segments.TMP)).mkdir()
+    (root / segments.FOLDER / ("crashed" + segments.TMP)).mkdir()  # a builder killed: no lock held
+    segments.remove_abandoned(root)
+    left = sorted(p.name for p in segments.folders(root))
+    assert left == ["busy" + segments.TMP]
+    segments.discard(root, "busy")
+    assert list(segments.folders(root)) == []
+    assert list((root / segments.FOLDER / segments.BUILDING).iterdir()) == []
 
 
 def test_clean_up_removes_a_build_folder_older_than_build_locks(tmp_path):
