@@ -46,9 +46,12 @@ def deployments(settings: Settings):  # type: ignore[no-untyped-def]
 
     values = settings_for_workers(settings)
 
-    @serve.deployment(ray_actor_options={"num_cpus": REPLICA_CPUS})
-    @serve.ingress()
-    class Reader:
+    class Replica:
+        """The API over a Service of its own; the writer's also merges segments and polls feeds,
+        and sees the whole path."""
+
+        WRITES = False
+
         def __init__(self) -> None:
             from rag.service import Service
 
@@ -57,20 +60,18 @@ def deployments(settings: Settings):  # type: ignore[no-untyped-def]
         def __serve_build_asgi_app__(self):  # type: ignore[no-untyped-def]
             from api.app import create_app
 
-            return create_app(self.service, background_work=False)
+            app = create_app(self.service, background_work=self.WRITES)
+            return whole_path(app) if self.WRITES else app
+
+    @serve.deployment(ray_actor_options={"num_cpus": REPLICA_CPUS})
+    @serve.ingress()
+    class Reader(Replica):
+        pass
 
     @serve.deployment(ray_actor_options={"num_cpus": REPLICA_CPUS}, num_replicas=1)
     @serve.ingress()
-    class Writer:
-        def __init__(self) -> None:
-            from rag.service import Service
-
-            self.service = Service(Settings(**values))
-
-        def __serve_build_asgi_app__(self):  # type: ignore[no-untyped-def]
-            from api.app import create_app
-
-            return whole_path(create_app(self.service))
+    class Writer(Replica):
+        WRITES = True
 
     return Reader, Writer
 
