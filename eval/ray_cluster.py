@@ -41,23 +41,22 @@ class Cluster:
                     "RAY_SERVE_PROXY_PREFER_LOCAL_NODE_ROUTING": "0"}
         self.head_raylets: set[int] = set()
 
-    def _start(self, *args: str) -> None:
-        r = subprocess.run([RAY, "start", *args], env=self.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=180)
+    def _start_node(self, *args: str) -> None:
+        """`ray start` for a node of one CPU and no GPU, with a small object store."""
+        r = subprocess.run([RAY, "start", *args, "--num-cpus=1", "--num-gpus=0", "--object-store-memory=200000000",
+                            "--disable-usage-stats", f"--dashboard-agent-listen-port={free_port()}"],
+                           env=self.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=180)
         if r.returncode:
             raise RuntimeError(f"ray start {' '.join(args)} failed:\n{r.stdout[-3000:]}")
 
     def start(self) -> None:
-        common = ["--num-cpus=1", "--num-gpus=0", "--object-store-memory=200000000", "--disable-usage-stats",
-                  f"--dashboard-agent-listen-port={free_port()}"]
-        self._start("--head", f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.temp_dir}",
-                    f"--ray-client-server-port={free_port()}", *common)
+        self._start_node("--head", f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.temp_dir}",
+                         f"--ray-client-server-port={free_port()}")
         self.head_raylets = {p.pid for p in self._raylets()}
         self.start_worker()
 
     def start_worker(self) -> None:
-        self._start(f"--address={self.address}", f"--resources={json.dumps({'worker_node': 1})}", "--num-cpus=1",
-                    "--num-gpus=0", "--object-store-memory=200000000", "--disable-usage-stats",
-                    f"--dashboard-agent-listen-port={free_port()}")
+        self._start_node(f"--address={self.address}", f"--resources={json.dumps({'worker_node': 1})}")
 
     def _raylets(self):  # type: ignore[no-untyped-def]
         return [p for p in self.procs() if p.info["name"] == "raylet"]
