@@ -102,7 +102,11 @@ def cutoff_instant(cut: str) -> datetime:
     """The last instant a cutoff admits: the end of a date's day, or the datetime itself."""
     found = instant(cut)
     assert found is not None, cut
-    return found + timedelta(days=1) if len(cut) == 10 else found
+    if len(cut) != 10:
+        return found
+    if found.date() == date.max:  # 9999-12-31: its day ends where the calendar does
+        return datetime.max.replace(tzinfo=UTC)
+    return found + timedelta(days=1)
 
 
 def later_than(published: str | None, cut: str) -> bool:
