@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from rag.config import Settings
 from rag.service import Service
 
-from . import errors, openapi, routes_documents, routes_query, routes_stream, security, web
+from . import errors, openapi, origins, routes_documents, routes_query, routes_stream, security, web
 from .bodies import StrictJSONBodies
 from .deps import ServiceHolder
 
@@ -52,6 +52,7 @@ def create_app(service: Service | None = None, settings: Settings | None = None,
     errors.install(app)
     app.add_middleware(StrictJSONBodies)  # inside BodyLimit (added next), which bounds what it reads
     security.install(app)
+    origins.install(app, app.state.holder.settings)  # outermost: a refused Host or site reaches nothing
     app.include_router(routes_query.router)
     app.include_router(routes_stream.router)
     app.include_router(routes_documents.router)

@@ -288,6 +288,7 @@ def serve(
     Without RAG_API_KEYS anyone who can connect may add and delete documents, so the server then
     binds only to a loopback address.
     """
+    from api.origins import check as check_origins
     from api.security import Guard, SecurityConfigError, is_loopback
 
     if ray is not None:
@@ -295,6 +296,7 @@ def serve(
     try:
         settings = Settings()
         guard = Guard.from_settings(settings)
+        check_origins(settings)
     except ValidationError as exc:
         fail(f"invalid RAG_* setting: {_first_error(exc)}", 2)
     except SecurityConfigError as exc:

@@ -187,6 +187,13 @@ class Settings(BaseSettings):
     api_keys: SecretStr | None = None
     # With keys set, reads (/query, /documents) need a key too; /health stays open.
     protect_reads: bool = False
+    # Origins (scheme://host[:port], comma-separated) whose pages may call the API from a browser:
+    # they get CORS answers and may write. Every other page's writes are refused (api/origins.py).
+    cors_origins: str = ""
+    # Host names served besides the loopback ones (comma-separated, `*.example.org` allowed). Unset:
+    # a connection on a loopback address must name a loopback host (DNS rebinding), others are not
+    # checked; set: every request's Host must be one of them or a loopback name; `*`: no check.
+    allowed_hosts: str = ""
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1024)
     # A .jsonl.gz upload may expand to at most this many bytes (a gzip bomb stops here).
@@ -222,6 +229,9 @@ class Settings(BaseSettings):
     # Comma-separated hosts whose private addresses are allowed all the same (a trusted intranet feed).
     fetch_allow_hosts: str = ""
     fetch_user_agent: str = "rag-news/0.1 (news question answering; feed reader)"
+    # --- observability (api/metrics.py; traces follow OTEL_EXPORTER_OTLP_ENDPOINT, api/tracing.py) ------
+    # Serve /metrics and count and time every request and query stage; false: neither.
+    metrics: bool = True
 
     @field_validator("feed_every")
     @classmethod

@@ -1,6 +1,6 @@
 """Shared test parts: a few passages, a question over them, and `FakeLLM`, a real OpenAI-style
-HTTP server on loopback that answers well or fails the ways real servers do; and `committed`,
-an index's generation as another process sees it."""
+HTTP server on loopback that answers well or fails the ways real servers do; `committed`, an
+index's generation as another process sees it; and `LiveServer`, the app on a real uvicorn."""
 
 from __future__ import annotations
 
@@ -158,3 +158,28 @@ def committed(store: Path) -> tuple[int, int]:
         return 0, 0
     finally:
         conn.close()
+
+
+class LiveServer:
+    """uvicorn on a free loopback port, in a background thread."""
+
+    def __init__(self, app) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the live server did not start")
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *_) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)

@@ -8,37 +8,19 @@ run must mean the whole suite ran.
 
 from __future__ import annotations
 
-import os
 import re
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from browser import needs_chromium
+from support import LiveServer
+
 NATO = "What does Russia demand on NATO?"
 FAR_OFF = "What is a good recipe for chocolate cake?"
 XSS_TEXT = "Ceasefire talk <script>window.__pwned=1</script> <img src=x onerror=window.__pwned=2> about NATO guarantees."
 XSS_TITLE = "<b>Breaking</b> <script>window.__pwned=3</script>"
 TIMEOUT_MS = 60_000  # the first question warms the model up on a small, busy machine
-
-NO_CHROMIUM = f"no Chromium at {CHROMIUM} (install it: apt-get install chromium)"
-BROWSER_REQUIRED = os.environ.get("RAG_REQUIRE_BROWSER") == "1" or os.environ.get("CI", "").lower() == "true"
-
-# Where the browser is required, the tests run and the `browser` fixture fails with NO_CHROMIUM.
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists() and not BROWSER_REQUIRED, reason=NO_CHROMIUM)
-
 
 # --- without a browser ------------------------------------------------------------------------
 
@@ -73,51 +55,12 @@ def test_page_is_not_in_the_api_schema(client):
 # --- a live server and a browser ----------------------------------------------------------------
 
 
-class LiveServer:
-    """uvicorn on a free loopback port, in a background thread."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the live server did not start")
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *_) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
 @pytest.fixture(scope="module")
 def live_url(seeds_service) -> Iterator[str]:
     from api.app import create_app
 
     with LiveServer(create_app(seeds_service)) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        if BROWSER_REQUIRED:
-            pytest.fail(f"{NO_CHROMIUM}; required under make test and CI", pytrace=False)
-        pytest.skip(NO_CHROMIUM)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture()
