@@ -291,15 +291,19 @@ def serve(
     from api.origins import check as check_origins
     from api.security import Guard, SecurityConfigError, is_loopback
 
+    from .ingestion.fetch import Fetcher, FetchError, FetchPolicy
+
     if ray is not None:
         _require_ray()
     try:
         settings = Settings()
         guard = Guard.from_settings(settings)
         check_origins(settings)
+        if settings.feed_urls:  # the watcher's fetcher, built now so that one that cannot be guarded stops the start
+            Fetcher(FetchPolicy.from_settings(settings)).close()
     except ValidationError as exc:
         fail(f"invalid RAG_* setting: {_first_error(exc)}", 2)
-    except SecurityConfigError as exc:
+    except (SecurityConfigError, FetchError) as exc:
         fail(str(exc), 2)
     if not guard.enabled:
         if not is_loopback(host):

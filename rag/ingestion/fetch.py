@@ -69,12 +69,8 @@ class Fetcher:
 
     def __init__(self, policy: FetchPolicy) -> None:
         self.policy = policy
-        transport = httpx.HTTPTransport()
-        pool = getattr(transport, "_pool", None)
-        if not policy.allow_private and hasattr(pool, "_network_backend"):
-            pool._network_backend = GuardedBackend(policy.allow_hosts)  # type: ignore[union-attr]
         self.client = httpx.Client(
-            transport=transport,
+            transport=guarded_transport(policy),
             timeout=httpx.Timeout(policy.timeout_s),
             follow_redirects=False,  # followed here, so every hop is checked
             headers={"User-Agent": policy.user_agent},
@@ -146,6 +142,24 @@ class Fetcher:
         return Fetched(url, resp.status_code, body, ctype, charset, resp.headers.get("etag"), resp.headers.get("last-modified"))
 
 
+def guarded_transport(policy: FetchPolicy) -> httpx.HTTPTransport:
+    """httpx's transport with every connection dialled through `GuardedBackend`. The pool's backend
+    is not a public setting of httpx, so its installation is checked: where a new httpx or httpcore
+    moved it, fetching fails closed with a sentence rather than connecting unchecked."""
+    transport = httpx.HTTPTransport()
+    if policy.allow_private:
+        return transport
+    pool = getattr(transport, "_pool", None)
+    if not isinstance(pool, httpcore.ConnectionPool) or not isinstance(getattr(pool, "_network_backend", None), httpcore.SyncBackend):
+        raise FetchError(
+            f"fetching is off: the connect-time address check cannot be installed in httpx {httpx.__version__} "
+            f"with httpcore {httpcore.__version__} (its transport no longer has a connection pool with a network "
+            "backend); install the versions in constraints.txt, or set RAG_FETCH_ALLOW_PRIVATE=true to fetch unchecked"
+        )
+    pool._network_backend = GuardedBackend(policy.allow_hosts)
+    return transport
+
+
 class GuardedBackend(httpcore.SyncBackend):
     """Connects only to the public addresses it has just checked: the host is resolved once, at
     connect time, so a name that resolved to a public address for `check_url` cannot turn into a
@@ -202,9 +216,41 @@ def resolve(host: str, port: int, url: str) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))  # in the system's order of preference
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: NAT64's well-known prefix
+# (RFC 6052) and SIIT's IPv4-translated form (RFC 2765). A gateway would dial the IPv4 inside.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::ffff:0:0:0/96"))
+# NAT64's local-use prefix (RFC 8215): where it leads is the operator's choice, so never public.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+
+
 def is_public(addr: str) -> bool:
-    """A globally routable unicast address (an IPv4-mapped IPv6 address is judged as its IPv4)."""
+    """A globally routable unicast address. An IPv6 address that embeds an IPv4 one (mapped,
+    compatible, NAT64, 6to4, Teredo) is judged by the IPv4 it leads to; site-local is never public."""
     ip = ipaddress.ip_address(addr.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.is_site_local or ip in _LOCAL_NAT64:
+            return False
+        inner = embedded_ipv4(ip)
+        if inner:
+            return all(_global(v4) for v4 in inner)
+    return _global(ip)
+
+
+def _global(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return ip.is_global and not ip.is_multicast
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address hands traffic on to (both ends of a Teredo address)."""
+    if ip.ipv4_mapped is not None:
+        return [ip.ipv4_mapped]
+    if ip.teredo is not None:
+        return list(ip.teredo)
+    if ip.sixtofour is not None:
+        return [ip.sixtofour]
+    low = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if any(ip in net for net in _NAT64):
+        return [low]
+    if int(ip) >> 32 == 0 and int(ip) > 1:  # IPv4-compatible ::a.b.c.d (deprecated, still routed by some stacks)
+        return [low]
+    return []

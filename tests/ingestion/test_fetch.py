@@ -106,6 +106,72 @@ def test_public_addresses():
         assert not is_public(addr), addr
 
 
+@pytest.mark.parametrize(
+    "addr",
+    [
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b:1::a00:1",  # NAT64's local-use prefix
+        "::ffff:0:7f00:1",  # SIIT's IPv4-translated 127.0.0.1
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "::127.0.0.1",  # IPv4-compatible
+        "::10.0.0.1",
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo (its client end is 192.0.2.45)
+        "fec0::1",  # site-local
+        "fec0::1%eth0",
+    ],
+)
+def test_addresses_that_lead_to_private_ipv4_or_site_local_are_not_public(addr):
+    assert not is_public(addr)
+
+
+@pytest.mark.parametrize("addr", ["64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8"])
+def test_addresses_that_embed_a_public_ipv4_are_judged_by_it(addr):
+    assert is_public(addr)
+
+
+def test_fetching_fails_closed_when_the_connect_time_check_cannot_be_installed(monkeypatch):
+    # Stands in for an httpx release whose transport keeps no httpcore pool where this code looks.
+    from rag.ingestion import fetch
+
+    class Moved(fetch.httpx.HTTPTransport):
+        def __init__(self) -> None:
+            super().__init__()
+            self._pool = object()
+
+    monkeypatch.setattr(fetch.httpx, "HTTPTransport", Moved)
+    with pytest.raises(FetchError, match=r"fetching is off: the connect-time address check cannot be installed in httpx"):
+        Fetcher(FetchPolicy())
+
+
+def test_a_name_that_rebinds_to_loopback_between_check_and_connect_is_refused(site, monkeypatch):
+    # The resolver is ours: socket.getaddrinfo answers for `rebind.test` (a reserved name) with a
+    # public address the first time and loopback every time after, as a rebinding DNS server does;
+    # other names resolve as usual. Replacing it process-wide means httpx's own connect path would
+    # see the second answer too: without the connect-time check, this fetch reaches the news server.
+    import socket
+
+    real = socket.getaddrinfo
+    asked: list[str] = []
+    port = site.server.server_address[1]
+
+    def rebinding(host, port_, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host != "rebind.test":
+            return real(host, port_, *args, **kwargs)
+        asked.append(host)
+        addr = "93.184.216.34" if len(asked) == 1 else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (addr, port_))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    site.routes["/a"] = Route(b"<p>private</p>")
+    with Fetcher(FetchPolicy(timeout_s=2)) as guarded:
+        with pytest.raises(FetchError, match=r"rebind.test:\d+ resolves to 127.0.0.1, a loopback"):
+            guarded.get(f"http://rebind.test:{port}/a")
+    assert len(asked) == 2, "checked once by URL, once more at connect time"
+    assert site.hits == []
+
+
 def test_urls_without_a_host_are_refused():
     with pytest.raises(FetchError, match="no host"):
         check_url("http:///feed", allow_private=True)
