@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from urllib.parse import unquote
 
-from rag.cluster import RayUnavailable, connect, settings_for_workers
+from rag.cluster import RayUnavailable, connect, settings_as_values
 from rag.config import Settings
 
 READERS, WRITER = "rag", "rag-writer"
@@ -44,7 +44,8 @@ def deployments(settings: Settings):  # type: ignore[no-untyped-def]
     """The reader and writer deployments over `settings` (made here: `ray` is an optional import)."""
     from ray import serve
 
-    values = settings_for_workers(settings)
+    # A replica is the service itself: it checks RAG_API_KEYS and calls the LLM, so it gets every setting.
+    values = settings_as_values(settings)
 
     class Replica:
         """The API over a Service of its own; the writer's also merges segments and polls feeds,

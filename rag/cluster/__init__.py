@@ -6,6 +6,7 @@ functions, so the rest of the library works without the `ray` extra.
 """
 
 from .connect import INSTALL_HINT, RayNotInstalled, RayUnavailable, connect, import_ray
-from .ray_ingest import RayEmbedding, settings_for_workers
+from .ray_ingest import RayEmbedding, settings_as_values, settings_for_workers
 
-__all__ = ["INSTALL_HINT", "RayEmbedding", "RayNotInstalled", "RayUnavailable", "connect", "import_ray", "settings_for_workers"]
+__all__ = ["INSTALL_HINT", "RayEmbedding", "RayNotInstalled", "RayUnavailable", "connect", "import_ray", "settings_as_values",
+           "settings_for_workers"]

@@ -12,7 +12,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,14 +31,30 @@ CHUNK_BATCH_DOCS = 16
 EMBED_BATCH_CHUNKS = 256
 
 
-def settings_for_workers(settings: Settings) -> dict:
-    """Settings as plain values (secrets revealed: workers need the embedding server's key)."""
+# What chunking and embedding read besides the RAG_EMBED_* settings: a worker gets nothing else,
+# so the service's own keys (RAG_API_KEYS, the LLM's and the reranker's) never leave the driver.
+WORKER_SETTINGS = frozenset({"cache_dir", "device", "chunk_tokens", "chunk_overlap", "ray_cpus_per_actor"})
+
+
+def is_worker_setting(name: str) -> bool:
+    return name.startswith("embed_") or name in WORKER_SETTINGS
+
+
+def settings_as_values(settings: Settings, names: Iterable[str] | None = None) -> dict:
+    """Settings (all, or `names`) as plain values for another process: secrets revealed, paths
+    absolute (a process of another node may start elsewhere)."""
     out = {}
-    for name in Settings.model_fields:
+    for name in Settings.model_fields if names is None else names:
         value = getattr(settings, name)
-        out[name] = value.get_secret_value() if isinstance(value, SecretStr) else value
-    # paths absolute: a worker of another node may start elsewhere
-    return {k: (str(Path(v).resolve()) if isinstance(v, Path) else v) for k, v in out.items()}
+        value = value.get_secret_value() if isinstance(value, SecretStr) else value
+        out[name] = str(Path(value).resolve()) if isinstance(value, Path) else value
+    return out
+
+
+def settings_for_workers(settings: Settings) -> dict:
+    """What chunking tasks and embedding actors need: the embedding settings, with the embedding
+    server's key, and no other secret."""
+    return settings_as_values(settings, [n for n in Settings.model_fields if is_worker_setting(n)])
 
 
 @lru_cache(maxsize=2)

@@ -63,15 +63,40 @@ def ray_env(monkeypatch):
         monkeypatch.setenv(k, v)
 
 
-def test_seeds_through_ray_match_a_local_ingest(ray_cluster, ray_env, make_service, seeds_service, gold, tmp_path):
+SECRETS = {"api_keys": "service-key-never-shipped-0001", "llm_api_key": "llm-key-never-shipped",
+           "rerank_api_key": "rerank-key-never-shipped"}
+EMBED_KEY = "embedding-server-key-shipped"
+
+
+def test_seeds_through_ray_match_a_local_ingest(ray_cluster, ray_env, make_service, seeds_service, gold, tmp_path, monkeypatch):
+    """Also: what the cluster's tasks and actors receive holds the embedding settings (and the
+    embedding server's key) and no other secret. Every Dataset.map_batches call is recorded on its
+    way to Ray's own (a spy: the backfill runs as it would)."""
+    from ray.data import Dataset
+
     from rag.cluster import RayEmbedding
+    from rag.cluster.ray_ingest import is_worker_setting
     from rag.ingestion import load_path
     from rag.schema import Query
 
-    service = make_service()
+    shipped: list[dict] = []
+    real_map = Dataset.map_batches
+
+    def recording(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        shipped.append(kwargs.get("fn_kwargs", {}).get("settings") or getattr(fn, "SETTINGS", None))
+        return real_map(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(Dataset, "map_batches", recording)
+    service = make_service(**SECRETS, embed_api_key=EMBED_KEY)
     docs = [d for p in sorted(SEEDS.iterdir()) for d in load_path(p)]
     report = service.ingest(docs, remote=RayEmbedding(service.settings, ray_cluster.address))
     assert len(report.added) == len(docs)
+    assert len(shipped) == 2 and all(shipped), "the chunking tasks' kwargs and the embedding actors' settings"
+    for values in shipped:
+        assert all(is_worker_setting(k) for k in values), sorted(values)
+        assert values["embed_api_key"] == EMBED_KEY and values["embed_model"] == service.settings.embed_model
+        text = json.dumps(values, default=str)
+        assert not [k for k, secret in SECRETS.items() if secret in text]
     assert_same(service, seeds_service)
     for case in gold[:6]:
         got = service.ask(Query(question=case["question"]))
