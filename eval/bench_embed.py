@@ -23,12 +23,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    import onnxruntime as ort
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -182,7 +178,7 @@ def main() -> None:
 
     from sentence_transformers import SentenceTransformer
 
-    from rag.embedding.onnx_backend import OnnxEmbedder, _session
+    from rag.embedding.onnx_backend import OnnxEmbedder
     from rag.embedding.torch_backend import TorchEmbedder
 
     run_started = time.perf_counter()
@@ -242,27 +238,8 @@ def main() -> None:
             torch_emb.encode(questions) if questions else np.zeros((0, 1)),
         )
 
-        # The embedder picks its session by batch size; force each one too, to compare them.
-        default_small, default_1t = onnx.single_thread_max_tokens, onnx._session_1t
-        one_thread = default_1t if default_1t is not onnx._session else _session(onnx.onnx_path, 1)
-
-        def onnx_with(limit: int, session_1t: ort.InferenceSession) -> Callable[[list[str]], np.ndarray]:
-            def encode(xs: list[str]) -> np.ndarray:
-                onnx.single_thread_max_tokens, onnx._session_1t = limit, session_1t
-                return onnx.encode(xs)
-
-            return encode
-
-        latency = latencies(
-            {
-                "torch_embedder": torch_emb.encode,
-                "onnx_embedder": onnx_with(default_small, default_1t),
-                f"onnx_threads_{os.cpu_count()}": onnx_with(0, default_1t),
-                "onnx_threads_1": onnx_with(10**9, one_thread),
-            },
-            watch,
-        )
-        onnx.single_thread_max_tokens, onnx._session_1t = default_small, default_1t
+        # A text runs alone on one thread whatever the batch, so one ONNX row is the whole story.
+        latency = latencies({"torch_embedder": torch_emb.encode, "onnx_embedder": onnx.encode}, watch)
 
     torch_ps = tallies["torch_embedder"].per_second
     report = {

@@ -5,7 +5,9 @@ the factory that picks one (`factory`). May import only `rag.config`; storage, r
 ingestion import it, never the other way.
 """
 
-from .base import Embedder, EmbeddingError, ModelIdentity, resolve_model_path, weights_sha256
+from .base import Embedder, EmbeddingError, ModelIdentity, cpu_class, resolve_model_path, weights_sha256
 from .factory import load_embedder
 
-__all__ = ["Embedder", "EmbeddingError", "ModelIdentity", "load_embedder", "resolve_model_path", "weights_sha256"]
+__all__ = [
+    "Embedder", "EmbeddingError", "ModelIdentity", "cpu_class", "load_embedder", "resolve_model_path", "weights_sha256",
+]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +23,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# The instruction-set flags (/proc/cpuinfo) by which ONNX Runtime picks its CPU kernels.
+KERNEL_FLAGS = ("avx2", "avx_vnni", "avx512f", "avx512bw", "avx512_vnni", "amx_int8", "asimddp", "i8mm", "sve")
 
 
 class EmbeddingError(RuntimeError):
@@ -30,7 +33,9 @@ class EmbeddingError(RuntimeError):
 
 @dataclass(frozen=True)
 class ModelIdentity:
-    """What an index records about the model that built it."""
+    """What an index records about the model that built it. `export_sha256` and `runtime` name
+    the file and the library that turn weights into vectors where those are not the weights'
+    own framework (the ONNX export and its onnxruntime release); empty otherwise."""
 
     name: str
     path: str
@@ -38,6 +43,8 @@ class ModelIdentity:
     dim: int
     max_tokens: int
     backend: str
+    export_sha256: str = ""
+    runtime: str = ""
 
 
 class Embedder(Protocol):
@@ -46,6 +53,20 @@ class Embedder(Protocol):
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray: ...
 
     def count_tokens(self, text: str) -> int: ...
+
+
+def cpu_class() -> str:
+    """The machine and the instruction-set flags that select ONNX Runtime's kernels, e.g.
+    `x86_64-avx2-avx512f-avx512bw-avx512_vnni`: machines of one class give the same vectors."""
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags.update(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    return "-".join([platform.machine(), *(f for f in KERNEL_FLAGS if f in flags)])
 
 
 def resolve_model_path(name: str) -> str:
@@ -68,11 +89,11 @@ def weights_sha256(model_path: str) -> str:
     for fname in WEIGHT_FILES:
         f = folder / fname
         if f.is_file():
-            return _file_sha256(f)
+            return file_sha256(f)
     return "unknown:" + model_path  # a hub id resolved from the local cache
 
 
-def _file_sha256(f: Path) -> str:
+def file_sha256(f: Path) -> str:
     """Hashing 90 MB takes ~0.3 s of every cold start, so the digest is kept beside the file's
     size, mtime and inode in a sidecar under the temp folder's user cache; any change rehashes."""
     st = f.stat()

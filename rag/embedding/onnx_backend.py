@@ -3,10 +3,14 @@
 The query path needs only `onnxruntime`, `tokenizers` and numpy; torch and transformers are
 imported only to export the model, once per weights file, into the cache folder.
 
+Each text runs through the model alone, unpadded, on a one-thread session, and several texts run
+at once on as many threads as there are CPUs. Dynamic quantisation scales activations per tensor,
+so in a padded batch a text's vector moved with its batch mates (cosine ~0.99); alone, it depends
+on its text, the export and the runtime only, bitwise, whatever the batch size, mates or order.
+It is faster too: no padding, and no syncing of intra-op threads (docs/benchmarks.md).
+
 Agreement with the torch backend (cosine of the two vectors of a text): ~0.994 on average for
-passages and questions, ≥0.985 for nearly all; one- or two-word queries can drop to ~0.97. Dynamic
-quantisation scales activations per batch, so a text's vector shifts slightly (cosine ~0.99) with
-the texts it is batched with.
+passages and questions, ≥0.985 for nearly all; one- or two-word queries can drop to ~0.97.
 """
 
 from __future__ import annotations
@@ -17,14 +21,17 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..config import DEFAULT_EMBED_MODEL
-from .base import EmbeddingError, ModelIdentity, resolve_model_path, weights_sha256
+from .base import EmbeddingError, ModelIdentity, file_sha256, resolve_model_path, weights_sha256
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -36,10 +43,6 @@ BACKEND = "onnx-int8"
 ONNX_FILE = "model-int8.onnx"
 OPSET = 17
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
-# A batch of at most this many tokens (padded) runs on a one-thread session. On an idle 2-core
-# machine two threads answer a short query ~0.7 ms sooner (2.9 vs 3.5 ms); as soon as other work
-# runs, syncing the two threads costs more (p50 13.8 vs 8.8 ms, p90 22 vs 13 ms; eval/bench_embed.py).
-SINGLE_THREAD_MAX_TOKENS = 32
 TOKENIZE_SLICE = 4096
 
 
@@ -62,17 +65,10 @@ class OnnxEmbedder:
         self._tokenizer, self._counter = _load_tokenizers(folder)
         max_tokens = _max_tokens(folder)
         self._tokenizer.enable_truncation(max_length=max_tokens)  # counts [CLS] and [SEP]
-        self._tokenizer.no_padding()  # padding happens per batch, to the longest text in it
+        self._tokenizer.no_padding()  # each text runs alone: nothing to pad
         self._counter.no_truncation()
         self._counter.no_padding()
-        self.identity = ModelIdentity(
-            name=name,
-            path=path,
-            weights_sha256=weights_sha256(path),
-            dim=_pooling_dim(folder),
-            max_tokens=max_tokens,
-            backend=BACKEND,
-        )
+        dim = _pooling_dim(folder)  # refuses a model this backend cannot pool before exporting it
         key = weights_sha256(str(folder))
         if key.startswith("unknown:"):
             raise EmbeddingError(f"no weights file in {folder} to export for model {name!r}")
@@ -83,64 +79,93 @@ class OnnxEmbedder:
         self.export_seconds: float | None = None
         if not self.onnx_path.is_file():
             self.export_seconds = export_int8(folder, self.onnx_path)
-        self._cpus = os.cpu_count() or 1
-        # Batches of at most this many tokens (padded) run on a one-thread session; 0: never.
-        self.single_thread_max_tokens = SINGLE_THREAD_MAX_TOKENS if self._cpus > 1 else 0
-        # Sessions open on first use (~0.25 s each): a one-off question needs only the small one.
-        self._sessions: dict[int, ort.InferenceSession] = {}
+        self.identity = ModelIdentity(
+            name=name,
+            path=path,
+            weights_sha256=weights_sha256(path),
+            dim=dim,
+            max_tokens=max_tokens,
+            backend=BACKEND,
+            export_sha256=file_sha256(self.onnx_path),
+            runtime=runtime_version(),
+        )
+        self.workers = os.cpu_count() or 1  # texts embedded at once, one thread each
+        # Opened on first use (~0.25 s): construction stays cheap for commands that never embed.
+        self._session: ort.InferenceSession | None = None
+        self._has_token_types = False
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
+        self._lock = threading.Lock()
 
     def limit_threads(self, cpus: int) -> None:
         """Use at most `cpus` threads: a process sharing the machine (a Ray actor holding a
         fraction of it) would otherwise run one thread per core against its neighbours'."""
-        self._cpus = max(1, min(self._cpus, int(cpus)))
-        self.single_thread_max_tokens = SINGLE_THREAD_MAX_TOKENS if self._cpus > 1 else 0
-
-    def _session_for(self, threads: int) -> ort.InferenceSession:
-        if threads not in self._sessions:
-            self._sessions[threads] = _session(self.onnx_path, threads=threads)
-        return self._sessions[threads]
+        with self._lock:
+            self.workers = max(1, min(os.cpu_count() or 1, int(cpus)))
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+                self._pool = None
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """L2-normalised float32 vectors, one row per text, in the order given."""
+        """L2-normalised float32 vectors, one row per text, in the order given. Each text runs
+        alone, so `batch_size` (the `Embedder` contract's) changes nothing here."""
         dim = self.identity.dim
         if not texts:
             return np.zeros((0, dim), dtype=np.float32)
         ids: list[np.ndarray] = []
         for start in range(0, len(texts), TOKENIZE_SLICE):  # bounds the Encoding objects alive
             encodings = self._tokenizer.encode_batch(texts[start : start + TOKENIZE_SLICE])
-            ids += [np.asarray(e.ids, dtype=np.int32) for e in encodings]
-        # Longest first: batches of similar lengths pad little, and the largest batch comes first.
-        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+            ids += [np.asarray(e.ids, dtype=np.int64) for e in encodings]
         out = np.empty((len(texts), dim), dtype=np.float32)
-        step = max(1, int(batch_size))
-        for start in range(0, len(order), step):
-            rows = order[start : start + step]
-            out[rows] = self._encode_batch([ids[i] for i in rows])
+        pool = self._executor() if len(ids) > 1 else None
+        rows = pool.map(self._encode_one, ids) if pool is not None else map(self._encode_one, ids)
+        for row, vector in enumerate(rows):
+            out[row] = vector
         return out
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for `text`, without [CLS]/[SEP] and without truncation."""
         return len(self._counter.encode(text, add_special_tokens=False).ids)
 
-    def _encode_batch(self, batch: list[np.ndarray]) -> np.ndarray:
-        """Pad to the longest, run the transformer, mean-pool over real tokens, normalise."""
-        width = max(len(x) for x in batch)
-        input_ids = np.zeros((len(batch), width), dtype=np.int64)  # pads are masked: any id does
-        mask = np.zeros((len(batch), width), dtype=np.int64)
-        for row, x in enumerate(batch):
-            input_ids[row, : len(x)] = x
-            mask[row, : len(x)] = 1
-        small = input_ids.size <= self.single_thread_max_tokens
-        session = self._session_for(1 if small else self._cpus)
+    def _encode_one(self, ids: np.ndarray) -> np.ndarray:
+        """One text's token ids through the transformer, mean-pooled and normalised."""
+        session = self._session or self._open()
+        input_ids = ids[None, :]
+        mask = np.ones_like(input_ids)
         feeds = {"input_ids": input_ids, "attention_mask": mask}
-        if "token_type_ids" in {i.name for i in session.get_inputs()}:
+        if self._has_token_types:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
         hidden = session.run(None, feeds)[0]
         weights = mask.astype(np.float32)
         summed = np.einsum("bld,bl->bd", hidden, weights)
         pooled = summed / np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+        return (pooled / np.maximum(norms, 1e-12))[0].astype(np.float32, copy=False)
+
+    def _open(self) -> ort.InferenceSession:
+        with self._lock:
+            if self._session is None:
+                session = _session(self.onnx_path, threads=1)
+                self._has_token_types = "token_type_ids" in {i.name for i in session.get_inputs()}
+                self._session = session
+            return self._session
+
+    def _executor(self) -> ThreadPoolExecutor | None:
+        """The threads that run texts side by side (ONNX Runtime releases the GIL); None with one
+        worker. Made again in a forked child, whose copy would have no threads behind it."""
+        with self._lock:
+            if self.workers <= 1:
+                return None
+            if self._pool is None or self._pool_pid != os.getpid():
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="rag-embed")
+                self._pool_pid = os.getpid()
+            return self._pool
+
+
+def runtime_version() -> str:
+    """The ONNX Runtime release that runs the export: another one gives other vectors from the
+    same file (up to 3.4e-2 a component between 1.29.0 and 1.32.0)."""
+    return f"onnxruntime {version('onnxruntime').split('+')[0]}"
 
 
 def export_int8(folder: Path, target: Path) -> float | None:
