@@ -392,10 +392,11 @@ def stats() -> None:
     """Documents, chunks and the model of the index."""
     service = open_service(seed=False)
     h = service.health()
-    m = service.manifest
+    m = service.index.manifest
+    maker = f"export: {m.vector_maker()}; CPU classes: {', '.join(m.cpu_classes)}\n" if m.export_sha256 else ""
     typer.echo(
         f"index: {service.settings.index_dir}\ndocuments: {h.documents}\nchunks: {h.chunks}\n"
-        f"model: {m.model_name} ({m.backend}, dim {m.dim}, sha256 {m.model_sha256[:12]}...)\n"
+        f"model: {m.model_name} ({m.backend}, dim {m.dim}, sha256 {m.model_sha256[:12]}...)\n{maker}"
         f"chunker: {m.chunker['chunk_tokens']} tokens, {m.chunker['overlap_tokens']} overlap\n"
         f"vectors: {describe_vectors(service)}\nwords: {describe_lexical(service)}"
     )

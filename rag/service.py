@@ -11,7 +11,7 @@ from pathlib import Path
 from . import dates
 from .answering import Delta, Retrieved, draft, draft_choice, extractive_from, pick_generator
 from .config import RetrievalMode, Settings
-from .embedding import Embedder, load_embedder
+from .embedding import Embedder, cpu_class, load_embedder
 from .ingestion import Document, load_path
 from .ingestion.chunking import chunker_for
 from .ingestion.pipeline import IngestReport, Ingestor, ProgressFn, RemoteEmbedding
@@ -33,7 +33,8 @@ class Service:
         self.chunker = chunker_for(self.embedder, settings.chunk_tokens, settings.chunk_overlap)
         self.manifest = Manifest(
             model_name=ident.name, model_sha256=ident.weights_sha256, backend=ident.backend, dim=ident.dim,
-            chunker=self.chunker.settings(),
+            chunker=self.chunker.settings(), export_sha256=ident.export_sha256, runtime=ident.runtime,
+            cpu_classes=[cpu_class()],
         )
         self.index = Index.open(
             settings.index_dir, self.manifest, rebuild=rebuild, policy=IndexPolicy.from_settings(settings),

@@ -102,7 +102,7 @@ class EmbedActor:
             self.embedder.limit_threads(max(1, round(float(settings.get("ray_cpus_per_actor", 1)))))
         self.batch_size = int(settings["embed_batch_size"])
         i = self.embedder.identity
-        self.model = model_identity(i.name, i.weights_sha256, i.backend)
+        self.model = model_identity(i.name, i.weights_sha256, i.backend, i.export_sha256, i.runtime)
 
     def __call__(self, batch: dict) -> dict:
         batch["vector"] = self.embedder.encode([str(t) for t in batch["embed"]], batch_size=self.batch_size)

@@ -59,9 +59,11 @@ class RemoteEmbedding(Protocol):
         ...
 
 
-def model_identity(name: str, sha256: str, backend: str) -> str:
-    """One string that names a model's vectors: two embedders match when their strings do."""
-    return f"{name}@{sha256[:16]}/{backend}"
+def model_identity(name: str, sha256: str, backend: str, export_sha256: str = "", runtime: str = "") -> str:
+    """One string that names a model's vectors: two embedders match when their strings do (the
+    export and runtime too: the same weights through another ONNX file or release differ)."""
+    maker = f"/export {export_sha256[:16]} on {runtime}" if export_sha256 or runtime else ""
+    return f"{name}@{sha256[:16]}/{backend}{maker}"
 
 
 @dataclass
@@ -136,7 +138,7 @@ class Ingestor:
                     self._flush(staged, report, progress)
             if remote is not None and shipped:
                 m = self.index.manifest
-                for doc, chunks, vecs in remote.run(list(shipped.values()), model_identity(m.model_name, m.model_sha256, m.backend)):
+                for doc, chunks, vecs in remote.run(list(shipped.values()), model_identity(m.model_name, m.model_sha256, m.backend, m.export_sha256, m.runtime)):
                     staged.put(doc, chunks, vecs)
                     if not rebuild and staged.chunks >= self.commit_chunks:
                         self._flush(staged, report, progress)

@@ -49,6 +49,10 @@ class IndexMismatch(IndexError_):
     pass
 
 
+# Manifest fields naming what made the vectors beside the model, compared as one.
+VECTOR_MAKER = ("export_sha256", "runtime")
+
+
 class Manifest(BaseModel):
     """What built this index; an index built otherwise is refused rather than silently mixed."""
 
@@ -61,10 +65,29 @@ class Manifest(BaseModel):
     # The vector structure as last committed (vectors.describe); informative, never a mismatch:
     # the structure follows the index's size and the policy, and a commit converts it.
     vector_index: dict = {}
+    # What turns the weights into vectors, where that is not the weights' own framework: the ONNX
+    # export's sha256 and the onnxruntime release running it (empty for other backends, and in
+    # indexes made before they were recorded). Compared like the model: another export or
+    # runtime moves vectors by up to ~3e-2 a component, so an index never mixes them.
+    export_sha256: str = ""
+    runtime: str = ""
+    # The CPU classes (rag.embedding.cpu_class) of the machines whose commits wrote here;
+    # informative, never a mismatch: int8 kernels differ by class (docs/benchmarks.md).
+    cpu_classes: list[str] = []
 
     def differences(self, other: "Manifest") -> list[str]:
-        mine, theirs = self.model_dump(exclude={"vector_index"}), other.model_dump(exclude={"vector_index"})
-        return [f"{k}: index has {mine[k]!r}, settings want {theirs[k]!r}" for k in mine if mine[k] != theirs[k]]
+        skip = {"vector_index", "cpu_classes", *VECTOR_MAKER}
+        mine, theirs = self.model_dump(exclude=skip), other.model_dump(exclude=skip)
+        diffs = [f"{k}: index has {mine[k]!r}, settings want {theirs[k]!r}" for k in mine if mine[k] != theirs[k]]
+        if any(getattr(self, k) != getattr(other, k) for k in VECTOR_MAKER):
+            diffs.append(f"vectors: the index holds those of {self.vector_maker()}, "
+                         f"this process makes those of {other.vector_maker()}")
+        return diffs
+
+    def vector_maker(self) -> str:
+        if not (self.export_sha256 or self.runtime):
+            return "no recorded export (an index from before exports were recorded)"
+        return f"export {self.export_sha256[:16]} on {self.runtime or 'an unrecorded runtime'}"
 
 
 @dataclass
@@ -163,6 +186,8 @@ class Index:
                     f"the index in {folder} was built with other settings ({'; '.join(diffs)}); "
                     "run `rag ingest --rebuild` to rebuild it from its stored documents"
                 )
+            if not rebuild:  # commits keep the classes of the vectors already there
+                wanted = wanted.model_copy(update={"cpu_classes": sorted({*found.cpu_classes, *wanted.cpu_classes})})
         store.close()
         return cls(folder, wanted, policy, **merge)
 

@@ -103,3 +103,61 @@ def test_crash_during_commit_leaves_last_good_index(make_service, monkeypatch):
     assert s.index.vector_count() == len(s.index.store.chunk_vids("a"))
     assert not list(s.index.folder.glob("**/*.tmp"))
     assert {p.name for p in segments.folders(s.index.folder)} == {r["name"] for r in s.index.segment_stats()}
+
+
+def _manifest(**kw):
+    from rag.storage.index import Manifest
+
+    base = dict(model_name="m", model_sha256="0" * 64, backend="onnx-int8", dim=4, chunker={},
+                export_sha256="a" * 64, runtime="onnxruntime 1.32.0", cpu_classes=["x86_64-avx2"])
+    return Manifest(**(base | kw))
+
+
+def test_vectors_of_another_export_or_runtime_are_refused_naming_both(tmp_path):
+    Index.open(tmp_path, _manifest()).close()
+    with pytest.raises(IndexMismatch) as other_export:
+        Index.open(tmp_path, _manifest(export_sha256="b" * 64))
+    assert ("the index holds those of export aaaaaaaaaaaaaaaa on onnxruntime 1.32.0, this process makes those "
+            "of export bbbbbbbbbbbbbbbb on onnxruntime 1.32.0") in str(other_export.value)
+    assert "rag ingest --rebuild" in str(other_export.value)
+    with pytest.raises(IndexMismatch, match="those of export aaaaaaaaaaaaaaaa on onnxruntime 1.29.0"):
+        Index.open(tmp_path, _manifest(runtime="onnxruntime 1.29.0"))
+    Index.open(tmp_path, _manifest(export_sha256="b" * 64), rebuild=True).close()
+
+
+def test_an_index_from_before_exports_were_recorded_is_refused_saying_so(tmp_path):
+    Index.open(tmp_path, _manifest(export_sha256="", runtime="", cpu_classes=[])).close()
+    with pytest.raises(IndexMismatch, match="holds those of no recorded export"):
+        Index.open(tmp_path, _manifest())
+
+
+def _one_doc(index, doc_id):  # type: ignore[no-untyped-def]
+    from rag.storage.index import Batch, PendingDoc
+    from rag.storage.store import ChunkRow, DocRow
+
+    vids = index.reserve_vids(1)
+    vecs = np.eye(4, dtype=np.float32)[:1]
+    row = DocRow(doc_id, None, None, None, doc_id, 1)
+    with index.writer():
+        index.commit(Batch(upserts=[PendingDoc(row, "text", [ChunkRow(vids[0], doc_id, 0, 0, 4, "text")], vecs)]))
+
+
+def test_cpu_classes_are_recorded_not_compared(tmp_path):
+    first = Index.open(tmp_path, _manifest())
+    _one_doc(first, "a")
+    first.close()
+    second = Index.open(tmp_path, _manifest(cpu_classes=["x86_64-avx2-avx512f-avx512bw-avx512_vnni"]))
+    _one_doc(second, "b")
+    second.close()
+    assert Index.read_manifest(tmp_path).cpu_classes == ["x86_64-avx2", "x86_64-avx2-avx512f-avx512bw-avx512_vnni"]
+    fresh = Index.open(tmp_path, _manifest(cpu_classes=["x86_64-avx2-avx512f-avx512bw-avx512_vnni"]), rebuild=True)
+    assert fresh.manifest.cpu_classes == ["x86_64-avx2-avx512f-avx512bw-avx512_vnni"]
+    fresh.close()
+
+
+def test_service_manifest_names_the_embedder_export(make_service, embedder):
+    from rag.embedding import cpu_class
+
+    m = make_service().index.manifest
+    assert (m.export_sha256, m.runtime) == (embedder.identity.export_sha256, embedder.identity.runtime)
+    assert m.export_sha256 and m.runtime.startswith("onnxruntime ") and m.cpu_classes == [cpu_class()]
