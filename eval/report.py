@@ -29,6 +29,24 @@ def baseline_table(title: str, values: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def embedding_identity(identity) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """What made the vectors a report's figures come from (an `Embedder.identity`): the same
+    figures are only comparable across reports whose identities match."""
+    from rag.embedding import cpu_class
+
+    return {
+        "model": identity.name, "backend": identity.backend, "model_sha256": identity.weights_sha256,
+        "export_sha256": identity.export_sha256, "runtime": identity.runtime, "cpu_class": cpu_class(),
+    }
+
+
+def identity_line(embedding: dict[str, str]) -> str:
+    """The embedding identity as one Markdown line."""
+    export = f", export sha256 {embedding['export_sha256']} on {embedding['runtime']}" if embedding.get("export_sha256") else ""
+    return (f"Embedding: {embedding['model']} ({embedding['backend']}), model sha256 {embedding['model_sha256']}"
+            f"{export}; CPU class {embedding['cpu_class']}")
+
+
 def _fmt(v: float | None) -> str:
     if v is None:
         return "-"
@@ -37,18 +55,20 @@ def _fmt(v: float | None) -> str:
 
 def write(
     folder: Path, name: str, rows: dict[str, dict[str, float]], details: dict | None = None,
-    baselines: dict[str, dict[str, float]] | None = None,
+    baselines: dict[str, dict[str, float]] | None = None, embedding: dict[str, str] | None = None,
 ) -> list[Path]:
     """report JSON + Markdown + chart PNG under `folder`; returns the paths written. `baselines`:
-    published figures shown beside ours. The chart needs matplotlib (the `eval` extra): without it
-    the PNG is left out, not the whole report."""
+    published figures shown beside ours; `embedding`: what made the vectors (`embedding_identity`).
+    The chart needs matplotlib (the `eval` extra): without it the PNG is left out, not the whole report."""
     folder.mkdir(parents=True, exist_ok=True)
     js = folder / f"{name}.json"
     body = {"configs": rows, "details": details or {}} | ({"baselines": baselines} if baselines else {})
+    body |= {"embedding": embedding} if embedding else {}
     js.write_text(json.dumps(body, indent=2, default=str))
     md = folder / f"{name}.md"
     extra = "".join(f"\n{baseline_table(t, v)}\n" for t, v in (baselines or {}).items())
-    md.write_text(f"# {name}\n\n{table(rows)}\n{extra}")
+    made = f"{identity_line(embedding)}\n\n" if embedding else ""
+    md.write_text(f"# {name}\n\n{made}{table(rows)}\n{extra}")
     if importlib.util.find_spec("matplotlib") is None:
         return [js, md]
     png = folder / f"{name}.png"

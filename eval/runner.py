@@ -91,7 +91,7 @@ def _seeds(configs: list[EvalConfig], settings: Settings, gold_path: Path, resul
     done = run_seeds(configs, embedder, settings.seeds_dir, load_gold(gold_path), settings)
     rows = {r.config.name: r.metrics for r in done}
     details = {r.config.name: r.per_question for r in done}
-    return _finish("seeds", rows, details, results)
+    return _finish("seeds", rows, details, results, embedding=report.embedding_identity(embedder.identity))
 
 
 def _realtimeqa(
@@ -122,17 +122,20 @@ def _realtimeqa(
     for row in rows.values():
         row["ingest_seconds"] = ingest_s if ingest_s is not None else float("nan")
         row["chunks"] = float(service.health().chunks)
-    return _finish("realtimeqa", rows, details, results, {"published_mc_accuracy": rt.BASELINES})
+    return _finish("realtimeqa", rows, details, results, {"published_mc_accuracy": rt.BASELINES},
+                   report.embedding_identity(service.embedder.identity))
 
 
 def _finish(
     name: str, rows: dict[str, dict[str, float]], details: dict, results: Path,
-    baselines: dict[str, dict[str, float]] | None = None,
+    baselines: dict[str, dict[str, float]] | None = None, embedding: dict[str, str] | None = None,
 ) -> Outcome:
-    written = report.write(results, name, rows, details, baselines)
+    written = report.write(results, name, rows, details, baselines, embedding)
     text = report.table(rows)
     for title, values in (baselines or {}).items():
         text += "\n\n" + report.baseline_table(title, values)
+    if embedding:
+        text += "\n\n" + report.identity_line(embedding)
     text += "\n\nreports: " + ", ".join(str(p) for p in written)
     metrics = next(iter(rows.values())) if len(rows) == 1 else dict(rows)
-    return Outcome(metrics | (baselines or {}), text, rows)
+    return Outcome(metrics | (baselines or {}) | ({"embedding": embedding} if embedding else {}), text, rows)

@@ -70,3 +70,20 @@ def test_parse_config_and_errors():
 def test_floors_report_what_is_below():
     out = Outcome({}, "", {"a": {"hit@5": 0.5, "hit@1": 0.9}})
     assert out.below({"hit@5": 0.6, "hit@1": 0.5, "mrr@10": None}) == ["a: hit@5 0.500 < 0.6"]
+
+
+def test_reports_say_what_made_the_vectors(embedder, tmp_path):
+    """JSON, Markdown and the printed table carry the backend, the model's and the export's digests."""
+    import json
+
+    from eval.runner import _finish
+
+    ident = embedder.identity
+    made = report.embedding_identity(ident)
+    assert made["backend"] == ident.backend and made["model_sha256"] == ident.weights_sha256
+    assert made["export_sha256"] == ident.export_sha256 and len(ident.export_sha256) == 64
+    out = _finish("seeds", {"dense": {"hit@5": 0.9}}, {}, tmp_path, embedding=made)
+    body = json.loads((tmp_path / "seeds.json").read_text())
+    assert body["embedding"] == made and out.metrics["embedding"] == made
+    for text in ((tmp_path / "seeds.md").read_text(), out.text):
+        assert f"({ident.backend}), model sha256 {ident.weights_sha256}, export sha256 {ident.export_sha256}" in text
