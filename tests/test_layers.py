@@ -12,15 +12,17 @@ RAG = Path(__file__).resolve().parents[1] / "rag"
 ALLOWED: dict[str, set[str]] = {
     "config": set(),
     "text": set(),
+    "observe": set(),  # hooks for metrics and traces: the library names its stages, never who listens
     "dates": {"config"},
     "schema": {"config", "dates"},
     "ingestion": {"config", "text", "dates"},
     "embedding": {"config"},
     "storage": {"config", "text", "dates"},
-    "ingestion.pipeline": {"config", "text", "dates", "ingestion", "embedding", "storage"},
-    "ingestion.watcher": {"config", "text", "dates", "ingestion", "storage", "ingestion.pipeline"},
-    "retrieval": {"config", "text", "dates", "schema", "embedding", "storage"},
-    "answering": {"config", "text", "dates", "schema", "retrieval"},
+    "ingestion.pipeline": {"config", "text", "dates", "observe", "ingestion", "embedding", "storage"},
+    "ingestion.watcher": {"config", "text", "dates", "observe", "ingestion", "storage", "ingestion.pipeline"},
+    "retrieval": {"config", "text", "dates", "observe", "schema", "embedding", "storage"},
+    "answering": {"config", "text", "dates", "observe", "schema", "retrieval"},
+    "client": {"config", "dates", "schema"},  # speaks the JSON contract over HTTP, nothing else
 }
 
 

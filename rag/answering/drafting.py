@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from . import choices as mc
 from .extractive import NOT_COVERED
 from ..config import GeneratorKind, Settings
+from ..observe import stage
 from .generator import Generator, GeneratorError
 from .generator_extractive import ExtractiveGenerator
 from ..retrieval.search import Hit
@@ -83,7 +84,7 @@ def draft(
     `on_delta` sees the draft as it is generated; if it raises, drafting stops (the generator is
     closed) and the exception propagates: that is how a streaming client's disconnect cancels.
     """
-    with closing(draft_events(question, hits, generator, fallback)) as events:
+    with stage("answer"), closing(draft_events(question, hits, generator, fallback)) as events:
         for event in events:
             if isinstance(event, Drafted):
                 return event.answer, event.answerable

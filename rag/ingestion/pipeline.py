@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from . import dedup
+from .. import observe
 from ..config import COMMIT_CHUNKS
 from ..text import context_text
 from .chunking import Chunk, Chunker
@@ -148,6 +149,7 @@ class Ingestor:
             else:  # an empty commit, too, brings the index's structures up to date
                 self.index.commit(Batch(metadata=list(metadata.values())))
         report.seconds = time.perf_counter() - t0
+        observe.ingested(len(report.added) + len(report.replaced), report.chunks, report.seconds)
         return report
 
     def delete(self, doc_ids: list[str]) -> list[str]:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
+from .. import observe
 from ..storage.store import Store
 from .documents import Document, DocumentError
 from .feeds import FeedEntry, parse_feed
@@ -148,6 +149,7 @@ class Watcher:
         summary.next_in_s = delay
         summary.seconds = time.perf_counter() - t0
         self._save(state)
+        observe.polled(summary.outcome)
         self.on_event(summary.line())
         return summary
 
