@@ -11,13 +11,15 @@ CONSTRAINTS := constraints.txt
 INSTALL     := $(PIP) install -q -c $(CONSTRAINTS)
 # The web page tests drive Debian's Chromium (tests/api/test_web.py); no browser is downloaded.
 CHROMIUM    := /usr/bin/chromium
+# The metrics test scrapes a live server with Debian's Prometheus (tests/api/test_metrics.py).
+PROMETHEUS  := /usr/bin/prometheus
 
 # Models load only from installed packages: never reach for a model hub at run time.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: serve test test-all eval bench bench-index bench-txtai venv browser llama-converter lock clean-index
+.PHONY: serve test test-all eval bench bench-index bench-txtai bench-observe venv browser prometheus llama-converter lock clean-index
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -56,13 +58,13 @@ llama-converter: $(LLAMA_SRC)/llama.cpp/convert_hf_to_gguf.py
 serve: $(VENV)/.base
 	$(VENV)/bin/rag serve --host $(HOST) --port $(PORT)
 
-# RAG_REQUIRE_BROWSER=1: the browser tests fail, not skip, without Chromium, so a green `make test`
-# means the whole suite ran, as on CI.
-test: $(VENV)/.dev browser llama-converter
-	RAG_REQUIRE_BROWSER=1 $(PY) -m pytest -q
+# RAG_REQUIRE_BROWSER=1 and RAG_REQUIRE_PROMETHEUS=1: the browser and Prometheus tests fail, not
+# skip, without Chromium or Prometheus, so a green `make test` means the whole suite ran, as on CI.
+test: $(VENV)/.dev browser prometheus llama-converter
+	RAG_REQUIRE_BROWSER=1 RAG_REQUIRE_PROMETHEUS=1 $(PY) -m pytest -q
 
-test-all: $(VENV)/.dev browser llama-converter
-	RAG_REQUIRE_BROWSER=1 $(PY) -m pytest -q -m ''
+test-all: $(VENV)/.dev browser prometheus llama-converter
+	RAG_REQUIRE_BROWSER=1 RAG_REQUIRE_PROMETHEUS=1 $(PY) -m pytest -q -m ''
 
 # Installs Debian's Chromium when it is missing and apt can (root); otherwise says what to run.
 browser:
@@ -75,11 +77,25 @@ browser:
 	      "sudo apt-get install -y chromium (or run the rest alone: $(PY) -m pytest -q)"; \
 	    exit 1; }; }
 
+# Installs Debian's Prometheus server when it is missing and apt can (root); otherwise says what to run.
+prometheus:
+	@test -x $(PROMETHEUS) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && apt-get install -y -q --no-install-recommends prometheus; \
+	  fi; \
+	  test -x $(PROMETHEUS) || { \
+	    echo "make test scrapes a live server with Prometheus at $(PROMETHEUS); install Debian's package:" \
+	      "sudo apt-get install -y prometheus (or run the rest alone: $(PY) -m pytest -q)"; \
+	    exit 1; }; }
+
 eval: $(VENV)/.dev
 	$(VENV)/bin/rag eval
 
 bench: $(VENV)/.dev
 	$(PY) -m eval.bench
+
+bench-observe: $(VENV)/.dev
+	$(PY) -m eval.bench_observe
 
 bench-index: $(VENV)/.dev
 	$(PY) -m eval.bench_index

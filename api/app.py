@@ -15,7 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from rag.config import Settings
 from rag.service import Service
 
-from . import errors, openapi, origins, routes_documents, routes_query, routes_stream, security, web
+from . import (
+    errors, mcp_server, metrics, openapi, origins, routes_documents, routes_query, routes_stream, security, tracing, web,
+)
 from .bodies import StrictJSONBodies
 from .deps import ServiceHolder
 
@@ -52,10 +54,13 @@ def create_app(service: Service | None = None, settings: Settings | None = None,
     errors.install(app)
     app.add_middleware(StrictJSONBodies)  # inside BodyLimit (added next), which bounds what it reads
     security.install(app)
+    metrics.install(app)  # /metrics; every request counted and timed
+    tracing.install_if_enabled(app)  # spans, only with OTEL_EXPORTER_OTLP_ENDPOINT set
     origins.install(app, app.state.holder.settings)  # outermost: a refused Host or site reaches nothing
     app.include_router(routes_query.router)
     app.include_router(routes_stream.router)
     app.include_router(routes_documents.router)
     app.include_router(web.router)
+    mcp_server.install(app)  # MCP over streamable HTTP at /mcp, behind the same middleware
     openapi.install(app)
     return app

@@ -12,7 +12,10 @@ given the whole path back (`whole_path`) so that it is the same app as `rag serv
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
+import tempfile
 import threading
 from collections.abc import Callable
 from urllib.parse import unquote
@@ -22,6 +25,7 @@ from rag.config import Settings
 
 READERS, WRITER = "rag", "rag-writer"
 WRITES = "/documents"  # POST /documents and DELETE /documents/{id}; GET /documents goes there too
+MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # Serve's controller and proxy reserve no CPU; a replica mostly waits on FAISS and the model, so a
 # quarter CPU each lets a 2-CPU node hold the writer and several readers.
 REPLICA_CPUS = 0.25
@@ -40,8 +44,10 @@ def whole_path(app: Callable) -> Callable:
     return whole
 
 
-def deployments(settings: Settings):  # type: ignore[no-untyped-def]
-    """The reader and writer deployments over `settings` (made here: `ray` is an optional import)."""
+def deployments(settings: Settings, metrics_dir: str | None = None):  # type: ignore[no-untyped-def]
+    """The reader and writer deployments over `settings` (made here: `ray` is an optional import).
+    With `metrics_dir` every replica keeps its Prometheus counts there (api/metrics.py), so any
+    replica's /metrics adds up all of them."""
     from ray import serve
 
     # A replica is the service itself: it checks RAG_API_KEYS and calls the LLM, so it gets every setting.
@@ -56,6 +62,9 @@ def deployments(settings: Settings):  # type: ignore[no-untyped-def]
         def __init__(self) -> None:
             from rag.service import Service
 
+            if os.environ.get(MULTIPROC_VARIABLE):  # another node than the driver's has no such folder yet
+                os.makedirs(os.environ[MULTIPROC_VARIABLE], exist_ok=True)
+
             self.service = Service(Settings(**values))
 
         def __serve_build_asgi_app__(self):  # type: ignore[no-untyped-def]
@@ -64,12 +73,16 @@ def deployments(settings: Settings):  # type: ignore[no-untyped-def]
             app = create_app(self.service, background_work=self.WRITES)
             return whole_path(app) if self.WRITES else app
 
-    @serve.deployment(ray_actor_options={"num_cpus": REPLICA_CPUS})
+    options: dict = {"num_cpus": REPLICA_CPUS}
+    if metrics_dir is not None:
+        options["runtime_env"] = {"env_vars": {MULTIPROC_VARIABLE: metrics_dir}}
+
+    @serve.deployment(ray_actor_options=options)
     @serve.ingress()
     class Reader(Replica):
         pass
 
-    @serve.deployment(ray_actor_options={"num_cpus": REPLICA_CPUS}, num_replicas=1)
+    @serve.deployment(ray_actor_options=options, num_replicas=1)
     @serve.ingress()
     class Writer(Replica):
         WRITES = True
@@ -84,12 +97,15 @@ def run(settings: Settings, address: str | None, replicas: int, host: str, port:
     from ray import serve
 
     stop = threading.Event()
+    # Replicas on this machine share one fresh folder; on several machines, set
+    # PROMETHEUS_MULTIPROC_DIR to a folder every node sees, as RAG_INDEX_DIR must be.
+    metrics_dir = os.environ.get(MULTIPROC_VARIABLE) or tempfile.mkdtemp(prefix="rag-metrics-")
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
         # HeadOnly: one proxy, on the head, is the one address clients use
         serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
-        Reader, Writer = deployments(settings)
+        Reader, Writer = deployments(settings, metrics_dir)
         serve.run(Writer.bind(), name=WRITER, route_prefix=WRITES)
         serve.run(Reader.options(num_replicas=replicas).bind(), name=READERS, route_prefix="/")
         on_ready()
@@ -99,6 +115,8 @@ def run(settings: Settings, address: str | None, replicas: int, host: str, port:
     finally:
         _take_down(serve, local=address is None)
         ray.shutdown()
+        if not os.environ.get(MULTIPROC_VARIABLE):
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _take_down(serve, local: bool) -> None:  # type: ignore[no-untyped-def]

@@ -343,6 +343,21 @@ def serve(
     uvicorn.run(create_app(service), host=host, port=port, log_level="warning", timeout_keep_alive=65)
 
 
+@app.command()
+def mcp() -> None:
+    """Serve the Model Context Protocol over stdin and stdout, for an MCP host that launches it
+    (tools ask, search, get_document, list_documents, add_document, delete_document)."""
+    from api.mcp_server import run_stdio
+
+    service = open_service()  # says on stderr what it does: stdout carries only the protocol
+    try:
+        run_stdio(service)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.close()
+
+
 @app.command("eval")
 def eval_(
     compare: Annotated[

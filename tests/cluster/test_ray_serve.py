@@ -5,6 +5,7 @@ the applications down."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -41,6 +42,24 @@ def health(url: str) -> dict | None:
         return None
 
 
+async def mcp_ask(url: str):  # type: ignore[no-untyped-def]
+    from mcp import Client
+
+    async with Client(url, cache=None, read_timeout_seconds=60) as client:
+        return await client.call_tool("ask", {"question": QUESTION["question"], "k": 2})
+
+
+def queries_counted(url: str) -> float:
+    """POST /query answered 200, as /metrics says (summed over the series of every process)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    return sum(
+        s.value for f in text_string_to_metric_families(text) for s in f.samples
+        if s.name == "rag_http_requests_total" and s.labels.get("route") == "/query" and s.labels.get("status") == "200"
+    )
+
+
 def test_serve_on_ray(ray_cluster, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -62,6 +81,8 @@ def test_serve_on_ray(ray_cluster, tmp_path):
         assert all(health(url)["documents"] == 6 for _ in range(6))
         bad = httpx.post(f"{url}/query", json={"question": ""}, timeout=30)
         assert bad.status_code == 422 and "detail" in bad.json()
+        mcp_answer = asyncio.run(mcp_ask(f"{url}/mcp"))  # /mcp on the query replicas: stateless
+        assert not mcp_answer.is_error and mcp_answer.structured_content["passages"], mcp_answer
 
         outcomes: list[tuple[float, int]] = []  # (time, HTTP status or 0 for a connection error)
         stop = threading.Event()
@@ -94,6 +115,10 @@ def test_serve_on_ray(ray_cluster, tmp_path):
         assert len(errors) <= CLIENTS, errors  # at most the one request each client had in flight
         assert all(-0.1 <= dt <= 3 for dt, _ in errors), errors
         assert late and all(s == 200 for _, s in late)
+        # every replica's counts, the killed one's too, whichever replica answers the scrape
+        answered = 1 + sum(1 for _, s in outcomes if s == 200)
+        scrapes = [queries_counted(url) for _ in range(6)]
+        assert len(set(scrapes)) == 1 and scrapes[0] >= answered, (scrapes, answered)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -1,0 +1,83 @@
+"""OpenTelemetry traces with the SDK's in-memory exporter: a span per request with a child span
+per stage of the query, the trace id in the response header and in the request's log line; and
+without OTEL_EXPORTER_OTLP_ENDPOINT, nothing of the OpenTelemetry SDK loaded at all."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+from fastapi.testclient import TestClient
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from api import tracing
+from api.app import create_app
+from live import ROOT, rag_env
+from rag import observe
+
+STAGES = {"answer"}  # the retrieval stages join when rag/retrieval/search.py names them
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_a_span_per_request_with_a_child_per_stage(seeds_service):
+    exporter = InMemorySpanExporter()
+    app = create_app(seeds_service)
+    provider = tracing.install(app, exporter)
+    lines = Lines()
+    tracing.access_log.addHandler(lines)
+    try:
+        with TestClient(app) as c:
+            r = c.post("/query", json={"question": "What does Russia demand on NATO?"})
+            missing = c.get("/documents/nope")
+    finally:
+        tracing.access_log.removeHandler(lines)
+        observe.unlisten(app.state.trace_stages)
+        FastAPIInstrumentor.uninstrument_app(app)
+        provider.shutdown()
+    assert r.status_code == 200 and missing.status_code == 404
+    trace_id = r.headers["x-trace-id"]
+    assert len(trace_id) == 32 and trace_id != missing.headers["x-trace-id"]
+    spans = [s for s in exporter.get_finished_spans() if format(s.context.trace_id, "032x") == trace_id]
+    by_id = {s.context.span_id: s for s in spans}
+    (request,) = [s for s in spans if s.parent is None]
+    assert request.name == "POST /query" and request.attributes["http.status_code"] == 200
+    stages = {s.name: s for s in spans if s.name in STAGES}
+    assert set(stages) == STAGES
+    for span in stages.values():  # each stage hangs under the request's span
+        parent = span
+        while parent.parent is not None:
+            parent = by_id[parent.parent.span_id]
+        assert parent is request
+        assert request.start_time <= span.start_time <= span.end_time <= request.end_time
+    assert any(f"POST /query 200" in line and f"trace_id={trace_id}" in line for line in lines.lines), lines.lines
+
+
+NO_TRACING = """
+import sys
+from fastapi.testclient import TestClient
+from api.app import create_app
+from rag import observe
+with TestClient(create_app()) as c:
+    r = c.post("/query", json={"question": "What does Russia demand on NATO?"})
+    assert r.status_code == 200 and "x-trace-id" not in r.headers, r.text
+loaded = sorted(m for m in sys.modules if m.startswith(("opentelemetry.sdk", "opentelemetry.instrumentation", "opentelemetry.exporter")))
+assert not loaded, loaded
+assert [type(x).__name__ for x in observe._listeners] == ["_Listener"], observe._listeners  # metrics only
+print("ok")
+"""
+
+
+def test_without_the_endpoint_nothing_is_loaded(tmp_path):
+    env = {k: v for k, v in rag_env(tmp_path).items() if not k.startswith("OTEL_")}
+    out = subprocess.run([sys.executable, "-c", NO_TRACING], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
