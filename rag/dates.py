@@ -5,8 +5,12 @@ RFC 822 / RFC 2822 as feeds write them (`Tue, 06 Sep 2022 14:30:00 GMT`), and `S
 `Sept. 6, 2022`, `September 6, 2022`, `6 September 2022`. The normalised form is UTC: `YYYY-MM-DD`
 for a date, `YYYY-MM-DDTHH:MM:SSZ` when a time is given (a time without an offset is read as UTC).
 
-As-of rule: a date-only article counts as published at the start of its day (00:00 UTC); an
-as-of date covers its whole day, an as-of datetime ends at that instant.
+As-of rule (the one rule every date limit follows; docs/design.md "Dates"): a date-only article
+counts as published at the start of its day (00:00 UTC); an as-of date covers its whole day, an
+as-of datetime ends at that instant. A question is always asked as of a time (now by default):
+articles published later are left out, and undated articles are kept or left out by
+`include_undated` alone, whatever else the archive holds. `published_after`/`published_before`
+are whole UTC days, inclusive. Searches compare whole seconds since the epoch (`seconds`).
 """
 
 from __future__ import annotations
@@ -107,6 +111,29 @@ def cutoff_instant(cut: str) -> datetime:
     if found.date() == date.max:  # 9999-12-31: its day ends where the calendar does
         return datetime.max.replace(tzinfo=UTC)
     return found + timedelta(days=1)
+
+
+def seconds(value: str | None) -> int | None:
+    """A stored date as whole seconds since 1970-01-01 UTC (what the index's time arrays hold)."""
+    found = instant(value)
+    return None if found is None else int(found.timestamp())
+
+
+def last_second(cut: str) -> int:
+    """The last whole second a cutoff admits (a date: 23:59:59 of its day)."""
+    found = instant(cut)
+    assert found is not None, cut
+    return int(found.timestamp()) + (86_399 if len(cut) == 10 else 0)
+
+
+def day_start(day: date) -> int:
+    """00:00:00 UTC of a day, in seconds (a `published_after` day is admitted whole)."""
+    return int(datetime.combine(day, time(), UTC).timestamp())
+
+
+def day_end(day: date) -> int:
+    """23:59:59 UTC of a day, in seconds (a `published_before` day is admitted whole)."""
+    return day_start(day) + 86_399
 
 
 def later_than(published: str | None, cut: str) -> bool:

@@ -31,6 +31,7 @@ from .lexical import Lexical
 from .locks import flock
 from .space import no_space_told, storage_full
 from .store import ChunkRow, DocRow, SegmentRow, Store
+from .timerange import Plan, TimeRange, times_of
 
 log = logging.getLogger("rag.storage")
 
@@ -97,6 +98,9 @@ class Snapshot:
     generation: int
     views: list[segments.View]
     legacy: segments.Segment | None = None  # an older single-file index, until a commit migrates it
+    # (vids, times) of chunks redated after their segment was written (Store.redated)
+    redated: tuple[np.ndarray, np.ndarray] = field(
+        default_factory=lambda: (np.zeros(0, np.int64), np.zeros(0, np.int64)))
 
     @property
     def live(self) -> int:
@@ -154,7 +158,7 @@ class Index:
         self.merge_factor = merge_factor
         self.max_segment_vectors = max_segment_vectors
         self.store = Store(folder / STORE)
-        self.lexical = Lexical(folder, self.store)
+        self.lexical = Lexical(folder, self.store, self._redated)
         self._snapshot_lock = threading.Lock()
         self._opened: dict[str, segments.Segment] = {}  # by name, shared by successive snapshots
         self._snapshot = self._load_snapshot()
@@ -222,11 +226,13 @@ class Index:
             legacy = self._opened.get("(single file)") or self._open_legacy(gen)
             opened = {"(single file)": legacy}
         else:
-            opened = {r.name: self._opened.get(r.name) or segments.open_segment(self.folder, r.name, r.structure, self.policy)
-                      for r in rows}
+            opened = {r.name: self._opened.get(r.name) or segments.open_segment(
+                self.folder, r.name, r.structure, self.policy, self.store.times_of) for r in rows}
         self._opened = opened
-        views = [segments.View(seg, np.intersect1d(dead, seg.ids, assume_unique=True)) for seg in opened.values()]
-        return Snapshot(gen, views, legacy)
+        redated = self.store.redated()
+        views = [segments.View(seg, np.intersect1d(dead, seg.ids, assume_unique=True), _redate(seg, *redated))
+                 for seg in opened.values()]
+        return Snapshot(gen, views, legacy, redated)
 
     def _open_legacy(self, gen: int) -> segments.Segment:
         """An index written before segments: one FAISS file of every live vector."""
@@ -236,7 +242,7 @@ class Index:
         except RuntimeError:
             raise OSError(f"{path} is missing or damaged") from None
         ids, vecs = vectors.all_vectors(index)
-        return segments.in_memory(ids, vecs, index, self.policy)
+        return segments.in_memory(ids, vecs, index, self.policy, self.store.times_of)
 
     def snapshot(self) -> Snapshot:
         """The latest committed generation, refreshed when another process or thread committed."""
@@ -247,20 +253,28 @@ class Index:
             return self._snapshot
 
     # --- reading -----------------------------------------------------------------------------
-    def search(self, query: np.ndarray, k: int, allowed: list[int] | None = None) -> list[tuple[ChunkRow, float]]:
-        """Top-k chunks by cosine over every live segment, optionally among `allowed` ids only.
-        Rows deleted since the snapshot are skipped, never shown."""
-        hits = self.search_vids(query, k, allowed)
+    def search(
+        self, query: np.ndarray, k: int, allowed: list[int] | None = None, within: TimeRange | None = None,
+        plan: Plan | None = None,
+    ) -> list[tuple[ChunkRow, float]]:
+        """Top-k chunks by cosine over every live segment, optionally among `allowed` ids only and
+        within a date limit. Rows deleted since the snapshot are skipped, never shown."""
+        hits = self.search_vids(query, k, allowed, within, plan)
         rows = self.store.chunks_by_vid([vid for vid, _ in hits])
         return [(rows[vid], score) for vid, score in hits if vid in rows]
 
-    def search_vids(self, query: np.ndarray, k: int, allowed: list[int] | None = None) -> list[tuple[int, float]]:
-        """(vid, cosine) best first, as one index over the same live vectors would rank them."""
+    def search_vids(
+        self, query: np.ndarray, k: int, allowed: list[int] | None = None, within: TimeRange | None = None,
+        plan: Plan | None = None,
+    ) -> list[tuple[int, float]]:
+        """(vid, cosine) best first, as one index over the same live vectors would rank them.
+        `within`: segments outside it are skipped, those inside searched unfiltered, and only
+        those straddling it filtered; `plan` counts which way each segment went."""
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
         wanted = None if allowed is None else np.unique(np.asarray(allowed, dtype=np.int64))
         if wanted is not None and not len(wanted):
             return []
-        parts = [v.search(q, k, wanted) for v in self.snapshot().views]
+        parts = [v.search(q, k, wanted, within, plan) for v in self.snapshot().views]
         if not parts:
             return []
         vids = np.concatenate([p[0] for p in parts])
@@ -306,7 +320,8 @@ class Index:
         return [
             {"name": v.segment.name, "structure": v.segment.structure, "vectors": len(v.segment),
              "tombstones": len(v.dead), "disk_bytes": recorded[v.segment.name].bytes if v.segment.name in recorded else 0,
-             "memory_bytes": v.segment.memory_bytes}
+             "memory_bytes": v.segment.memory_bytes, "published_from": v.span.start, "published_to": v.span.end,
+             "undated": v.span.undated}
             for v in snap.views
         ]
 
@@ -338,10 +353,10 @@ class Index:
         try:
             # Segments are written before the transaction, so SQLite's write lock is held only for rows.
             if old.legacy is not None and not fresh:
-                built.append(self._build(old.legacy.ids, old.legacy.vecs, prebuilt=old.legacy.index))
-            ids, vecs = _batch_vectors(batch, self.manifest.dim)
+                built.append(self._build(old.legacy.ids, old.legacy.vecs, old.legacy.times, prebuilt=old.legacy.index))
+            ids, vecs, times = _batch_vectors(batch, self.manifest.dim)
             if len(ids):
-                built.append(self._build(ids, vecs))
+                built.append(self._build(ids, vecs, times))
             conn.execute("BEGIN IMMEDIATE")
             if fresh:
                 self.store.delete_all(conn)
@@ -373,8 +388,13 @@ class Index:
         self._after_commit(manifest, new_gen)
         return new_gen
 
-    def _build(self, ids: np.ndarray, vecs: np.ndarray, prebuilt=None) -> segments.Written:  # type: ignore[no-untyped-def]
-        return segments.build(self.folder, ids, vecs, self.policy, prebuilt=prebuilt)
+    def _build(self, ids: np.ndarray, vecs: np.ndarray, times: np.ndarray, prebuilt=None) -> segments.Written:  # type: ignore[no-untyped-def]
+        return segments.build(self.folder, ids, vecs, self.policy, prebuilt=prebuilt, times=times)
+
+    def _redated(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """(generation, vids, times) of the current snapshot's redated chunks, for the word index."""
+        snap = self.snapshot()
+        return snap.generation, *snap.redated
 
     def _after_commit(self, manifest: Manifest, gen: int) -> None:
         """Tidying after the commit point: a crash here leaves files the next writer removes."""
@@ -390,8 +410,9 @@ class Index:
         conn = self.store.connect()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for row in rows:
-                self.store.update_metadata(conn, row)
+            redated = [self.store.update_metadata(conn, row) for row in rows]
+            if any(redated):  # readers must reload their times: a new generation of the same segments
+                self.store.set_meta(conn, "generation", str(self.store.generation() + 1))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -431,15 +452,16 @@ class Index:
             snap = self.snapshot()
             if snap.legacy is not None:
                 return None
-            sizes = [merging.SegmentSize(v.segment.name, v.live, len(v.segment)) for v in snap.views]
+            sizes = [merging.SegmentSize(v.segment.name, v.live, len(v.segment), v.span.start, v.span.end)
+                     for v in snap.views]
             names = merging.plan(sizes, self.merge_factor, self.max_segment_vectors)
             if not names:
                 return None
             t0 = time.perf_counter()
             chosen = [v for v in snap.views if v.segment.name in names]
-            ids, gathered = segments.merged_parts(chosen)
+            ids, gathered, times = segments.merged_parts(chosen)
             dropped = np.concatenate([v.dead for v in chosen])
-            built = self._build(ids, gathered) if len(ids) else None
+            built = self._build(ids, gathered, times) if len(ids) else None
             try:
                 gen = self._commit_merge(names, built, dropped)
             except BaseException:
@@ -464,7 +486,7 @@ class Index:
             if built is not None:
                 segments.publish(self.folder, built.name)
                 # Opened before the commit: this process's next query finds it ready.
-                opened = segments.open_segment(self.folder, built.name, built.structure, self.policy)
+                opened = segments.open_segment(self.folder, built.name, built.structure, self.policy, self.store.times_of)
                 with self._snapshot_lock:
                     self._opened[built.name] = opened
             conn.execute("BEGIN IMMEDIATE")
@@ -505,14 +527,25 @@ class Index:
         self.store.close()
 
 
-def _batch_vectors(batch: Batch, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """The batch's chunk ids (ascending) and vectors."""
+def _batch_vectors(batch: Batch, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The batch's chunk ids (ascending), vectors and publication times."""
     if not batch.upserts:
-        return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+        return np.zeros(0, np.int64), np.zeros((0, dim), np.float32), np.zeros(0, np.int64)
     ids = np.concatenate([np.array([c.vid for c in p.chunks], dtype=np.int64) for p in batch.upserts])
     vecs = np.vstack([np.asarray(p.vectors, dtype=np.float32).reshape(-1, dim) for p in batch.upserts])
+    times = times_of([p.row.published for p in batch.upserts for _ in p.chunks])
     order = np.argsort(ids, kind="stable")
-    return ids[order], vecs[order]
+    return ids[order], vecs[order], times[order]
+
+
+def _redate(seg: segments.Segment, vids: np.ndarray, times: np.ndarray) -> np.ndarray | None:
+    """The segment's times with those of its redated chunks replaced; None when none is its."""
+    held, rows = seg.rows_of(vids)
+    if not len(held):
+        return None
+    out = np.array(seg.times)
+    out[rows] = times[np.searchsorted(vids, held)]
+    return out
 
 
 def _summary(kept: list[segments.View], built: list[segments.Written]) -> dict:

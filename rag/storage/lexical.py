@@ -6,6 +6,10 @@ So a large index keeps a bm25s *base* over every chunk up to a row id, and searc
 since with FTS5 restricted to newer row ids (few, so fast); deleted chunks of the base are simply
 not found in the store and dropped. The writer rebuilds the base after a commit once the changes
 since it exceed REBUILD_SHARE of it: amortised, like the vector file's batched commits.
+
+A date limit keeps the base: it holds each chunk's publication time (redated chunks patched in
+from the snapshot), and a limit that admits part of it masks the rest out of bm25s's scores
+(`weight_mask`); only the newer chunks, and limits on source or article ids, go to FTS5.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .store import Filters, Store
+from .timerange import TIMES, Plan, Span, times_of
 from ..text import STOPWORDS, stem, words
 
 if TYPE_CHECKING:
@@ -67,41 +72,79 @@ class Base:
     max_vid: int
     chunks: int
     model: "bm25s.BM25"
-    vids: np.ndarray  # bm25s document number -> chunk vid
+    vids: np.ndarray  # bm25s document number -> chunk vid, ascending
+    times: np.ndarray  # bm25s document number -> publication time as the base was built
 
-    def search(self, query: list[str], n: int) -> list[tuple[int, float]]:
+    def search(self, query: list[str], n: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Best n (vid, score); `mask` (a 0/1 float per document) leaves out those it zeroes."""
         if not query or n <= 0:
             return []
-        docs, scores = self.model.retrieve([query], k=min(n, len(self.vids)), show_progress=False, n_threads=1)
+        docs, scores = self.model.retrieve([query], k=min(n, len(self.vids)), show_progress=False, n_threads=1,
+                                           weight_mask=mask)
         return [(int(self.vids[d]), SCALE * float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
 
 
 class Lexical:
     """The lexical side of retrieval for one index folder; safe to share between threads."""
 
-    def __init__(self, folder: Path, store: Store) -> None:
+    def __init__(
+        self, folder: Path, store: Store,
+        redated: Callable[[], tuple[int, np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
         self.folder = folder
         self.store = store
         self._lock = threading.Lock()
         self._base: Base | None = None
         self._base_key: str | None = None
+        # (generation, vids, times) of chunks redated since their times were written: the snapshot's
+        self._redated = redated
+        self._times: tuple[tuple, np.ndarray, Span] | None = None  # (base, generation) -> times, span
 
     # --- searching ----------------------------------------------------------------------------
     def search(
-        self, question: str, n: int, filters: Filters | None = None, keep: Callable[[str], bool] | None = None
+        self, question: str, n: int, filters: Filters | None = None, keep: Callable[[str], bool] | None = None,
+        plan: Plan | None = None,
     ) -> list[tuple[int, float]]:
         """(vid, BM25 score) best first. `keep` may leave words out of an FTS5 scan of the whole
-        index (their cost); the base and the few newer chunks always get every word."""
-        base = None if filters else self.base()
+        index (their cost); the base and the few newer chunks always get every word. `plan` is
+        told which way the date limit went ('fts5', or 'bm25s' with 'all', 'some' or 'none')."""
+        base = None if filters and filters.needs_sql else self.base()
         if base is None:
             match = fts_query(question, keep)
-            return self.store.lexical(match, n, filters) if match else []
-        # Deleted chunks of the base come back too and are dropped later: ask for more.
-        found = base.search(tokens(question), 2 * n)
+            if plan is not None:
+                plan.lexical = "fts5"
+            return self.store.lexical(match, n, filters or None) if match else []
+        within = filters.within() if filters else None
+        times, span = self._base_times(base)
+        cover = "all" if within is None else within.covers(span)
+        if plan is not None:
+            plan.lexical = f"bm25s:{cover}"
+        found: list[tuple[int, float]] = []
+        if cover != "none":
+            mask = None if cover == "all" else within.admits(times).astype(np.float32)  # type: ignore[union-attr]
+            # Deleted chunks of the base come back too and are dropped later: ask for more.
+            found = base.search(tokens(question), 2 * n, mask)
         match = fts_query(question)
         if match:
-            found += self.store.lexical(match, n, after_vid=base.max_vid)
+            found += self.store.lexical(match, n, filters or None, after_vid=base.max_vid)
         return sorted(found, key=lambda p: -p[1])[: 2 * n]
+
+    def _base_times(self, base: Base) -> tuple[np.ndarray, Span]:
+        """The base's times with the snapshot's redated chunks patched in, and their span."""
+        gen, vids, times = self._redated() if self._redated is not None else (0, np.zeros(0, np.int64), None)
+        key = (base.folder, gen if len(vids) else 0)
+        cached = self._times
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        out = base.times
+        if len(vids):
+            pos = np.minimum(np.searchsorted(base.vids, vids), len(base.vids) - 1)
+            held = base.vids[pos] == vids
+            if held.any():
+                out = base.times.copy()
+                out[pos[held]] = times[held]  # type: ignore[index]
+        self._times = (key, out, Span.of(out))
+        return out, self._times[2]
 
     def base(self) -> Base | None:
         """The committed base, (re)loaded when the writer replaced it."""
@@ -109,7 +152,7 @@ class Lexical:
         if key != self._base_key:
             with self._lock:
                 if key != self._base_key:
-                    self._base, self._base_key = _load(self.folder, key), key
+                    self._base, self._base_key = _load(self.folder, key, self.store), key
         return self._base
 
     # --- maintaining (writer only, after a commit) -------------------------------------------
@@ -133,8 +176,11 @@ class Lexical:
     def _build(self, conn, on_progress: Callable[[int], None] | None = None) -> None:  # type: ignore[no-untyped-def]
         import bm25s
 
-        rows = conn.execute("SELECT rowid, body FROM chunks_fts ORDER BY rowid").fetchall()
+        rows = conn.execute(
+            "SELECT f.rowid, f.body, d.published FROM chunks_fts f LEFT JOIN chunks c ON c.vid = f.rowid "
+            "LEFT JOIN documents d ON d.id = c.doc_id ORDER BY f.rowid").fetchall()
         vids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        times = times_of([r[2] for r in rows])
         model = bm25s.BM25(k1=K1, b=B, method=SCORING, idf_method=SCORING)
         model.index([tokens(r[1]) or [""] for r in rows], show_progress=False)
         name = f"lexical-{int(vids[-1])}-{len(vids)}"
@@ -143,6 +189,7 @@ class Lexical:
         try:
             model.save(str(tmp), show_progress=False)
             np.save(tmp / "vids.npy", vids)
+            np.save(tmp / TIMES, times)
             _fsync_tree(tmp)
         except BaseException:  # e.g. a full disk: leave no half-written base taking up room
             shutil.rmtree(tmp, ignore_errors=True)
@@ -161,7 +208,7 @@ class Lexical:
                 shutil.rmtree(f, ignore_errors=True)
 
 
-def _load(folder: Path, key: str | None) -> Base | None:
+def _load(folder: Path, key: str | None, store: Store) -> Base | None:
     if not key:
         return None
     import bm25s
@@ -173,9 +220,11 @@ def _load(folder: Path, key: str | None) -> Base | None:
     try:
         model = bm25s.BM25.load(str(path), mmap=True, show_progress=False)
         vids = np.load(path / "vids.npy")
+        # a base built before bases kept times: its chunks' times from the store
+        times = np.load(path / TIMES) if (path / TIMES).exists() else store.times_of(vids)
     except (OSError, ValueError):
         return None  # missing or damaged: FTS5 answers alone until the writer rebuilds it
-    return Base(info["folder"], int(info["max_vid"]), int(info["chunks"]), model, vids)
+    return Base(info["folder"], int(info["max_vid"]), int(info["chunks"]), model, vids, times)
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -11,10 +11,14 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+
+import numpy as np
 
 from .. import dates
 from ..text import context_text
+from .timerange import NO_DATE, TimeRange
 
 
 def iso_day(published: str | None) -> str | None:
@@ -53,6 +57,9 @@ CREATE TABLE IF NOT EXISTS segments (
 );
 -- Chunks deleted or replaced whose vectors still sit in a segment; a merge drops both.
 CREATE TABLE IF NOT EXISTS tombstones (vid INTEGER PRIMARY KEY);
+-- Publication times (epoch seconds, NULL undated) of chunks whose article's date changed after
+-- their segment recorded it; they override the segment's times.npy until the chunk is deleted.
+CREATE TABLE IF NOT EXISTS redated (vid INTEGER PRIMARY KEY, time INTEGER);
 """
 
 
@@ -75,9 +82,8 @@ class DocRow:
 
 @dataclass(frozen=True)
 class Filters:
-    """Metadata limits on a search. Undated articles pass date limits unless `include_undated`
-    is false: an article whose date is unknown cannot be ruled out, so it is never silently
-    dropped."""
+    """Metadata limits on a search. The date limits follow the one rule of `rag.dates`: undated
+    articles are kept or left out by `include_undated` alone."""
 
     source: str | None = None  # prefix of the article's source (a folder, a site)
     doc_ids: tuple[str, ...] | None = None
@@ -90,7 +96,22 @@ class Filters:
 
     def __bool__(self) -> bool:
         limits = (self.source, self.doc_ids, self.published_after, self.published_before, self.as_of)
-        return any(v is not None for v in limits)
+        return any(v is not None for v in limits) or not self.include_undated
+
+    @property
+    def needs_sql(self) -> bool:
+        """Limits only the store can check (source, article ids); dates are checked in memory."""
+        return self.source is not None or self.doc_ids is not None
+
+    def within(self) -> TimeRange | None:
+        """The date limits as a time range in seconds; None when there are none."""
+        if self.as_of is None and self.published_after is None and self.published_before is None:
+            return None if self.include_undated else TimeRange(undated=False)
+        ends = [dates.last_second(self.as_of)] if self.as_of else []
+        if self.published_before:
+            ends.append(dates.day_end(date.fromisoformat(self.published_before[:10])))
+        start = dates.day_start(date.fromisoformat(self.published_after[:10])) if self.published_after else None
+        return TimeRange(start, min(ends) if ends else None, self.include_undated)
 
     def admits(self, doc: "DocRow") -> bool:
         """The part of the as-of limit SQL's day granularity cannot say (the time of day)."""
@@ -111,6 +132,8 @@ class Filters:
                 undated = " OR d.published_day IS NULL" if self.include_undated else ""
                 where.append(f"(d.published_day {op} ?{undated})")
                 params.append(value)
+        if not self.include_undated:
+            where.append("d.published_day IS NOT NULL")
         return (" AND ".join(where) or "1"), params
 
 
@@ -256,7 +279,15 @@ class Store:
     ) -> list[tuple[int, float]]:
         """(vid, score) by FTS5's BM25, best first; scores negated so higher is better.
         `after_vid`: only chunks added after that row id (those a bm25s base does not hold)."""
-        if after_vid is not None:
+        if after_vid is not None and filters:
+            where, params = filters.sql()
+            rows = self.connect().execute(
+                "SELECT f.rowid, bm25(chunks_fts) AS s FROM chunks_fts f JOIN chunks c ON c.vid = f.rowid "
+                f"JOIN documents d ON d.id = c.doc_id WHERE chunks_fts MATCH ? AND f.rowid > ? AND {where} "
+                "ORDER BY s LIMIT ?",
+                [match, after_vid, *params, k],
+            )
+        elif after_vid is not None:
             rows = self.connect().execute(
                 "SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid > ? "
                 "ORDER BY s LIMIT ?",
@@ -286,6 +317,34 @@ class Store:
         where, params = filters.sql()
         rows = self.connect().execute(f"SELECT c.vid FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", params)
         return [r[0] for r in rows]
+
+    def times_of(self, vids: np.ndarray) -> np.ndarray:
+        """Each chunk's publication time (seconds; NO_DATE undated or no longer stored), in order:
+        for segments and word-index bases written before they kept their own times."""
+        out = np.full(len(vids), NO_DATE, np.int64)
+        if not len(vids):
+            return out
+        conn = self.connect()
+        found: dict[int, int | None] = {}
+        step = 30_000  # SQLite's bound on parameters
+        for i in range(0, len(vids), step):
+            part = [int(v) for v in vids[i : i + step]]
+            rows = conn.execute(
+                f"SELECT c.vid, d.published FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                f"WHERE c.vid IN ({','.join('?' * len(part))})", part)
+            found.update((vid, dates.seconds(p)) for vid, p in rows)
+        for i, v in enumerate(vids.tolist()):
+            t = found.get(v)
+            if t is not None:
+                out[i] = t
+        return out
+
+    def redated(self) -> tuple[np.ndarray, np.ndarray]:
+        """(vids ascending, times) of chunks redated after their segment was written."""
+        rows = self.connect().execute("SELECT vid, time FROM redated ORDER BY vid").fetchall()
+        vids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        times = np.fromiter((NO_DATE if r[1] is None else r[1] for r in rows), np.int64, len(rows))
+        return vids, times
 
     def story_members(self, stories: Iterable[str]) -> dict[str, list[str]]:
         """Every stored article of each story (the first article and its near-duplicates)."""
@@ -335,6 +394,7 @@ class Store:
     def delete_document(conn: sqlite3.Connection, doc_id: str) -> list[int]:
         rows = conn.execute("SELECT vid FROM chunks WHERE doc_id=?", (doc_id,)).fetchall()
         conn.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(r[0],) for r in rows])
+        conn.executemany("DELETE FROM redated WHERE vid=?", [(r[0],) for r in rows])
         conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
         conn.execute("DELETE FROM documents WHERE id=?", (doc_id,))
         conn.execute("DELETE FROM signatures WHERE doc_id=?", (doc_id,))
@@ -361,6 +421,7 @@ class Store:
     def delete_all(conn: sqlite3.Connection) -> None:
         conn.execute("DELETE FROM segments")
         conn.execute("DELETE FROM tombstones")
+        conn.execute("DELETE FROM redated")
         conn.execute("DELETE FROM chunks_fts")
         conn.execute("DELETE FROM chunks")
         conn.execute("DELETE FROM documents")
@@ -388,13 +449,22 @@ class Store:
         )
 
     @staticmethod
-    def update_metadata(conn: sqlite3.Connection, doc: DocRow) -> None:
+    def update_metadata(conn: sqlite3.Connection, doc: DocRow) -> bool:
         """New source, date, author and hash for a stored document whose text and title are unchanged
-        (its chunks, vectors and word index stay as they are: none of them depends on these)."""
+        (its chunks, vectors and word index stay as they are; a new date is recorded for its
+        chunks in `redated`, which readers apply over their segments' times). True if redated."""
+        old = conn.execute("SELECT published FROM documents WHERE id=?", (doc.id,)).fetchone()
         conn.execute(
             "UPDATE documents SET source=?, published=?, published_day=?, content_hash=?, author=? WHERE id=?",
             (doc.source, doc.published, iso_day(doc.published), doc.content_hash, doc.author, doc.id),
         )
+        if old is not None and dates.seconds(old[0]) != dates.seconds(doc.published):
+            conn.execute(
+                "INSERT OR REPLACE INTO redated(vid, time) SELECT vid, ? FROM chunks WHERE doc_id=?",
+                (dates.seconds(doc.published), doc.id),
+            )
+            return True
+        return False
 
     @staticmethod
     def set_feed_state(conn: sqlite3.Connection, url: str, state: str) -> None:

@@ -47,3 +47,15 @@ def test_simulated_growth_keeps_the_count_bounded():
     assert sum(live.values()) == total
     tiers = tier(total, factor) + 1
     assert most <= (factor - 1) * tiers, (most, tiers)
+
+
+def test_a_tier_merges_neighbours_in_time_not_just_the_smallest():
+    day = 86_400
+    segs = [SegmentSize("jan", 500, 500, 0, 30 * day), SegmentSize("feb", 500, 500, 31 * day, 58 * day),
+            SegmentSize("backfill", 10, 10, -365 * day, -364 * day),  # smallest, but a year older
+            SegmentSize("mar", 600, 600, 59 * day, 89 * day), SegmentSize("apr", 700, 700, 90 * day, 119 * day)]
+    assert set(plan(segs, factor=4, max_vectors=10**6)) == {"jan", "feb", "mar", "apr"}
+    undated = [SegmentSize(f"u{i}", 5, 5) for i in range(3)]
+    # dated and undated segments merge among their own kind
+    assert set(plan(segs[:3] + undated + [SegmentSize("u3", 900, 900)], factor=4, max_vectors=10**6)) == {
+        "u0", "u1", "u2", "u3"}
