@@ -336,7 +336,8 @@ def serve(
         service.close()
         _serve_on_ray(settings, None if ray == RAY_LOCAL else ray, replicas, host, port)
         return
-    say(f"Serving on http://{host}:{port} (OpenAPI page at /docs)")
+    metrics = ", Prometheus metrics at /metrics" if settings.metrics else ""
+    say(f"Serving on http://{host}:{port} (OpenAPI page at /docs, MCP at /mcp{metrics})")
     # Keep idle connections longer than clients do (httpx and most pools drop theirs after 5 s,
     # uvicorn's default too): otherwise the server may close one just as a client reuses it, and
     # that request fails with a connection error (seen once in 1,000 under the load test).
