@@ -49,6 +49,16 @@ def test_usage_errors_exit_2_with_a_sentence(project):
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
+def test_calendar_edges_in_ask(project):
+    r = run(project, "ask", "What does Russia demand on NATO?", "--as-of", "9999-12-31", "--json")
+    assert r.returncode == 0, r.stderr
+    assert QueryResponse.model_validate_json(r.stdout).passages
+    r = run(project, "ask", "NATO", "--as-of", "0001-01-01T00:00:00+05:00")
+    assert r.returncode == 2 and "outside the years 1 to 9999" in r.stderr and "Traceback" not in r.stderr
+    r = run(project, "ask", "NATO", "--before", "9999-12-31", "--after", "0001-01-01", "--json")
+    assert r.returncode == 0, r.stderr
+
+
 def test_other_errors_exit_1(project, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"\xff\xfe not utf8")

@@ -6,6 +6,7 @@ vectors agree with its rows, and the next writer and merge tidy up and go on."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,17 +107,48 @@ def test_kill_at_each_step_leaves_the_last_generation(tmp_path, mode):
     assert_whole(folder)
 
 
+def merge_under_way(folder: Path) -> bool:
+    """Did a kill leave a segment build behind (its `.tmp` folder or its build lock)?"""
+    root = folder / segments.FOLDER
+    locks = root / segments.BUILDING
+    return any(p.name.endswith(segments.TMP) for p in segments.folders(folder)) or (locks.exists() and any(locks.iterdir()))
+
+
+def merge_seconds(pristine: Path, folder: Path) -> float:
+    """Seconds from "merging" to the end of an unkilled child's maintain(), on a copy."""
+    shutil.copytree(pristine, folder)
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}:{Path(__file__).parent}")
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(folder), "merge-any"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout.readline().strip() == b"merging"
+    started = time.monotonic()
+    assert proc.stdout.readline().strip() == b"finished"
+    took = time.monotonic() - started
+    assert proc.wait(timeout=120) == 0
+    return took
+
+
+# Kills are tried until one lands inside a merge's build, and at least this many are made; at
+# most MAX_KILLS, each on a fresh copy of the same index (a finished merge leaves nothing to kill).
+MIN_KILLS, MAX_KILLS = 4, 16
+
+
 def test_kill_at_random_moments_of_merges(tmp_path):
-    folder = tmp_path / "ix"
-    populated(folder, commits=40, per=300)  # merges that train IVF segments: long enough to hit
+    pristine = tmp_path / "pristine"
+    populated(pristine, commits=40, per=300)  # merges that train IVF segments: long enough to hit
+    took = merge_seconds(pristine, tmp_path / "timed")  # how long maintain() runs here: where a kill can land
     rng = np.random.default_rng(0)
-    finished = 0
-    for _ in range(4):
-        proc = run_child(folder, "merge-any", kill_after=float(rng.uniform(0.0, 0.6)))
-        finished += proc.returncode == 0
+    kills = mid_merge = 0
+    while kills < MIN_KILLS or (mid_merge == 0 and kills < MAX_KILLS):
+        folder = tmp_path / f"kill{kills}"
+        shutil.copytree(pristine, folder)
+        proc = run_child(folder, "merge-any", kill_after=float(rng.uniform(0.0, 0.9 * took)))
+        kills += 1
+        mid_merge += proc.returncode == -signal.SIGKILL and merge_under_way(folder)
         assert_whole(folder)
-    index = make_index(folder)
-    index.maintain()
-    assert {p.name for p in segments.folders(folder)} == {s["name"] for s in index.segment_stats()}
-    index.close()
-    assert_whole(folder)
+        index = make_index(folder)
+        index.maintain()
+        assert {p.name for p in segments.folders(folder)} == {s["name"] for s in index.segment_stats()}
+        index.close()
+        assert_whole(folder)
+    assert mid_merge >= 1, f"none of {kills} kills landed inside a merge's build (maintain took {took:.2f} s)"
