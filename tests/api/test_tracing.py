@@ -62,6 +62,31 @@ def test_a_span_per_request_with_a_child_per_stage(seeds_service):
     assert any(f"POST /query 200" in line and f"trace_id={trace_id}" in line for line in lines.lines), lines.lines
 
 
+MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json",
+               "mcp-protocol-version": "2025-06-18"}
+
+
+def test_an_mcp_tool_calls_stages_hang_under_its_request(seeds_service):
+    exporter = InMemorySpanExporter()
+    app = create_app(seeds_service)
+    provider = tracing.install(app, exporter)
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "ask", "arguments": {"question": "What does Russia demand on NATO?"}}}
+    try:
+        with TestClient(app) as c:
+            r = c.post("/mcp", headers=MCP_HEADERS, json=call)
+    finally:
+        observe.unlisten(app.state.trace_stages)
+        FastAPIInstrumentor.uninstrument_app(app)
+        provider.shutdown()
+    assert r.status_code == 200 and not r.json()["result"]["isError"], r.text
+    trace_id = r.headers["x-trace-id"]
+    spans = [s for s in exporter.get_finished_spans() if format(s.context.trace_id, "032x") == trace_id]
+    (request,) = [s for s in spans if s.parent is None]
+    assert request.name == "POST /mcp"
+    assert STAGES <= {s.name for s in spans}
+
+
 NO_TRACING = """
 import sys
 from fastapi.testclient import TestClient
