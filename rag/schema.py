@@ -32,7 +32,9 @@ class Query(BaseModel):
     doc_ids: list[str] | None = Field(None, max_length=1000, description="only these articles")
     published_after: date | None = Field(None, description="inclusive; undated articles are kept (see include_undated)")
     published_before: date | None = Field(None, description="inclusive; undated articles are kept (see include_undated)")
-    include_undated: bool = Field(True, description="keep articles with no date when a date limit is set")
+    include_undated: bool = Field(
+        True, description="keep articles with no date (every question is asked as of a time, so this always applies)"
+    )
     recency: float | None = Field(
         None, ge=0.0, le=1.0, description="weight of recency against relevance; 0 = off; default RAG_RECENCY"
     )
@@ -46,6 +48,11 @@ class Query(BaseModel):
         "the response's `choice` says which one the passages support",
     )
     generator: GeneratorKind | None = Field(None, description="extractive | openai | local; default from settings")
+    time_window: bool = Field(
+        True, description="prefer articles from a time the question names ('this week', 'in March'), resolved "
+        "against as_of; a soft ranking prior, not a filter; off when published_after/published_before are given",
+    )
+    debug: bool = Field(False, description="add `debug`: how the search met its date limit")
 
     @field_validator("question")
     @classmethod
@@ -148,6 +155,23 @@ class RerankOut(BaseModel):
     error: str | None = None
 
 
+class TimeWindowOut(BaseModel):
+    """The days a question names, resolved against its as-of time, which ranking preferred."""
+
+    start: datetime
+    end: datetime
+    words: str = Field(..., description="the words of the question that named it")
+
+
+class SearchPlanOut(BaseModel):
+    """How a search met its date limit: segments by the way each was searched (skip: wholly
+    outside; all: wholly inside, unfiltered; exact, pre, post: filtered by the share admitted;
+    listed: limited to listed ids) and the word index's way (fts5, or bm25s:all|some|none)."""
+
+    segments: dict[str, int]
+    lexical: str | None = None
+
+
 class QueryResponse(BaseModel):
     question: str
     answerable: bool
@@ -157,6 +181,8 @@ class QueryResponse(BaseModel):
     rerank: RerankOut | None = Field(
         None, description="present when a reranker is set: false `used` means the passages are in first-stage order"
     )
+    time_window: TimeWindowOut | None = Field(None, description="the time the question names, when it names one")
+    debug: SearchPlanOut | None = Field(None, description="present when the query asked for `debug`")
 
 
 class DocumentSummary(BaseModel):

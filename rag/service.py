@@ -20,8 +20,14 @@ from .ingestion.watcher import EventFn, FeedState, Watcher
 from .ingestion.web import UrlDocuments, read_url
 from .retrieval import Hit, Retriever, load_reranker
 from .retrieval.rerank import RerankStatus
-from .schema import DocumentOut, DocumentSummary, FeedStatus, Health, Passage, Query, QueryResponse, RerankOut
+from .retrieval.timewindow import TimeWindow
+from .retrieval.timewindow import resolve as resolve_window
+from .schema import (
+    DocumentOut, DocumentSummary, FeedStatus, Health, Passage, Query, QueryResponse, RerankOut, SearchPlanOut,
+    TimeWindowOut,
+)
 from .storage import DocRow, Filters, Index, IndexPolicy, Maintainer, Manifest, Store
+from .storage.timerange import Plan
 
 class Service:
     def __init__(self, settings: Settings, embedder: Embedder | None = None, rebuild: bool = False) -> None:
@@ -54,8 +60,10 @@ class Service:
         """Passages and a verified answer (rag/answering/drafting.py). `on_event`, for streaming, gets the
         passages first, then each piece of the draft as it is generated.
 
-        As of `query.as_of` (default now): later articles are left out and recency is measured
-        from it; `choices` adds the multiple-choice answer (rag/answering/choices.py)."""
+        As of `query.as_of` (default now): later articles are left out, undated ones follow
+        `include_undated` (the one rule of rag/dates.py), and recency is measured from it; a time
+        the question names is preferred softly (`time_window`); `choices` adds the
+        multiple-choice answer (rag/answering/choices.py)."""
         cut = dates.cutoff(query.as_of or datetime.now(timezone.utc))
         filters = Filters(
             source=query.source,
@@ -63,14 +71,15 @@ class Service:
             published_after=query.published_after.isoformat() if query.published_after else None,
             published_before=query.published_before.isoformat() if query.published_before else None,
             include_undated=query.include_undated,
-            as_of=cut if self._excludes(cut) else None,
+            as_of=cut,
         )
         mode = mode or query.mode or self.settings.retrieval_mode
         recency = self.settings.recency if query.recency is None else query.recency
-        rerank = RerankStatus()
+        rerank, plan = RerankStatus(), Plan()
+        window = self._time_window(query, cut)
         hits = self.retriever.search(
-            query.question, query.k, mode, filters or None, recency, dates.cutoff_instant(cut),
-            self.settings.recency_half_life_days, rerank,
+            query.question, query.k, mode, filters, recency, dates.cutoff_instant(cut),
+            self.settings.recency_half_life_days, rerank, (window.start, window.end) if window else None, plan,
         )
         passages = self._passages(hits)
         if on_event is not None:
@@ -87,13 +96,16 @@ class Service:
         return QueryResponse(
             question=query.question, answerable=answerable, answer=answer, passages=passages, choice=choice,
             rerank=RerankOut(used=rerank.used, error=rerank.error) if self.retriever.reranker is not None else None,
+            time_window=TimeWindowOut(start=window.start, end=window.end, words=window.words) if window else None,
+            debug=SearchPlanOut(**plan.as_dict()) if query.debug else None,
         )
 
-    def _excludes(self, cut: str) -> bool:
-        """Could the as-of cutoff leave anything out? (If not, the search stays unfiltered: the
-        fast path, and exactly the ranking of an index with no later articles.)"""
-        newest = self.index.store.newest_day()
-        return newest is not None and (newest > cut[:10] or (len(cut) > 10 and newest == cut[:10]))
+    @staticmethod
+    def _time_window(query: Query, cut: str) -> TimeWindow | None:
+        """The time the question names, unless the query turned it off or gave explicit dates."""
+        if not query.time_window or query.published_after or query.published_before:
+            return None
+        return resolve_window(query.question, datetime.fromtimestamp(dates.last_second(cut), timezone.utc))
 
     def _passages(self, hits: list[Hit]) -> list[Passage]:
         docs = self.index.store.documents_by_id(h.chunk.doc_id for h in hits)

@@ -72,3 +72,96 @@ def test_as_of_rule_date_covers_its_day_datetime_ends_at_its_instant():
     assert not dates.later_than(None, noon) and not dates.later_than("not a date", noon)
     assert dates.cutoff_instant(day) == datetime(2022, 9, 7, tzinfo=timezone.utc)
     assert dates.cutoff_instant(noon) == datetime(2022, 9, 6, 12, tzinfo=timezone.utc)
+
+
+# --- the one date rule, table-wise -----------------------------------------------------------
+# Three articles, one undated and two published on 2022-06-10 (a date, and 14:00 that day), asked as
+# of a date or a datetime, with and without include_undated; the archive holding a future-dated
+# article or not must change nothing.
+DAY_AND_TIME = {"dated-day", "dated-time"}
+RULE = [
+    # as_of, include_undated, the articles admitted
+    ("2022-06-09", True, {"undated"}),
+    ("2022-06-09", False, set()),
+    ("2022-06-10", True, {"undated"} | DAY_AND_TIME),
+    ("2022-06-10", False, DAY_AND_TIME),
+    ("2022-06-11", True, {"undated"} | DAY_AND_TIME),
+    ("2022-06-11", False, DAY_AND_TIME),
+    ("2022-06-10T13:59:59Z", True, {"undated", "dated-day"}),  # a date-only article: 00:00 of its day
+    ("2022-06-10T13:59:59Z", False, {"dated-day"}),
+    ("2022-06-10T14:00:00Z", False, DAY_AND_TIME),
+]
+
+
+@pytest.mark.parametrize("future", [False, True], ids=["no future article", "a future-dated article"])
+def test_as_of_and_include_undated_follow_one_rule_whatever_the_archive_holds(make_service, future):
+    from rag.ingestion.documents import Document
+    from rag.schema import Query
+
+    s = make_service()
+    docs = [
+        Document("undated", "The harbour tramline vote was held by the city council after a long debate."),
+        Document("dated-day", "Union leaders said the harbour tramline vote ignored the drivers' pay claims.",
+                 published="2022-06-10"),
+        Document("dated-time", "Shopkeepers near the quay welcomed the harbour tramline vote with a street party.",
+                 published="2022-06-10T14:00:00Z"),
+    ]
+    if future:
+        docs.append(Document("scheduled", "A second harbour tramline vote on the route extension is set for spring.",
+                             published="2030-01-01"))
+    s.ingest(docs)
+    for as_of, undated, want in RULE:
+        got = {p.doc_id for p in s.ask(Query(question="harbour tramline vote", k=10, as_of=as_of,
+                                             include_undated=undated, answer=False)).passages}
+        assert got == want, (as_of, undated)
+    # without as_of the question is asked as of now: the future article alone is left out
+    now = {p.doc_id for p in s.ask(Query(question="harbour tramline vote", k=10, include_undated=False, answer=False)).passages}
+    assert now == DAY_AND_TIME
+
+
+@pytest.mark.parametrize(
+    "limits,admitted",
+    [
+        # (as_of, published_after, published_before, include_undated) -> which of
+        # [undated, 06-09 23:59:59, 06-10 00:00, 06-10 12:00, 06-11 00:00] pass
+        (("2022-06-10", None, None, True), [1, 1, 1, 1, 0]),
+        (("2022-06-10", None, None, False), [0, 1, 1, 1, 0]),
+        (("2022-06-10T11:00:00Z", None, None, True), [1, 1, 1, 0, 0]),
+        ((None, "2022-06-10", None, True), [1, 0, 1, 1, 1]),
+        ((None, None, "2022-06-09", False), [0, 1, 0, 0, 0]),
+        (("2022-06-11", "2022-06-10", "2022-06-10", True), [1, 0, 1, 1, 0]),
+        ((None, None, None, False), [0, 1, 1, 1, 1]),
+        ((None, None, None, True), None),  # no limit at all
+    ],
+)
+def test_filters_turn_every_date_limit_into_one_time_range(limits, admitted):
+    import numpy as np
+
+    from rag.storage.store import Filters
+    from rag.storage.timerange import NO_DATE, times_of
+
+    as_of, after, before, undated = limits
+    within = Filters(as_of=as_of, published_after=after, published_before=before, include_undated=undated).within()
+    if admitted is None:
+        assert within is None
+        return
+    times = times_of([None, "2022-06-09T23:59:59Z", "2022-06-10", "2022-06-10T12:00:00Z", "2022-06-11"])
+    assert times[0] == NO_DATE
+    assert within.admits(times).astype(int).tolist() == admitted
+    assert dates.last_second("9999-12-31") > dates.last_second("2022-06-10")  # the calendar's end admits all
+    assert np.all(within.admits(times) == [within.admits(np.array([t]))[0] for t in times])
+
+
+def test_a_time_range_says_of_a_span_none_all_or_some():
+    from rag.storage.timerange import Span, TimeRange
+
+    r = TimeRange(10, 20, undated=False)
+    assert r.covers(Span(21, 30, 0)) == "none" and r.covers(Span(1, 9, 0)) == "none"
+    assert r.covers(Span(10, 20, 0)) == "all" and r.covers(Span(12, 12, 0)) == "all"
+    assert r.covers(Span(5, 15, 0)) == "some" and r.covers(Span(15, 25, 0)) == "some"
+    assert r.covers(Span(12, 15, 3)) == "some"  # its undated vectors are left out
+    assert r.covers(Span(None, None, 3)) == "none"
+    keep = TimeRange(10, 20, undated=True)
+    assert keep.covers(Span(12, 15, 3)) == "all" and keep.covers(Span(None, None, 3)) == "all"
+    assert keep.covers(Span(30, 40, 3)) == "some"
+    assert TimeRange(None, 20).covers(Span(-5, 20, 0)) == "all"

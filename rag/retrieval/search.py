@@ -1,7 +1,13 @@
-"""Find passages: dense (FAISS), lexical (FTS5 BM25) or both fused by reciprocal rank fusion."""
+"""Find passages: dense (FAISS), lexical (FTS5 BM25) or both fused by reciprocal rank fusion.
+
+Date limits (`Filters`) reach storage as one time range, met segment by segment (rag/storage/
+segments.py); the way each part went is the search's plan, logged and returned on request. A time
+the question itself names ("this week", rag/retrieval/timewindow.py) is a soft prior on ranking.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -10,11 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import dates
+from ..observe import stage
 from ..config import RetrievalMode
 from ..embedding.base import Embedder
 from ..storage.index import Index
 from ..storage.lexical import fts_query  # noqa: F401 - re-exported: part of retrieval's interface
 from ..storage.store import ChunkRow, DocRow, Filters
+from ..storage.timerange import Plan
 
 from .rerank import RerankStatus, RerankUnavailable
 
@@ -42,6 +50,13 @@ MAX_MERGED_CHUNKS = 3
 # Recency: an article this many days older than the as-of time counts half as recent (the
 # default of RAG_RECENCY_HALF_LIFE_DAYS; the service passes the setting).
 RECENCY_HALF_LIFE_DAYS = 30.0
+# The time the question names ranks as a prior of this weight against relevance: an article inside
+# the window gains it in full, one outside by 0.5^(days outside / window length). Strong enough to
+# lift an in-window article past a slightly better-matching older one, too weak to lift an
+# unrelated article over a clear match: questions say "this week" loosely.
+WINDOW_WEIGHT = 0.3
+
+log = logging.getLogger("rag.retrieval")
 
 
 @dataclass
@@ -91,19 +106,28 @@ class Retriever:
         self, question: str, k: int, mode: RetrievalMode = RetrievalMode.hybrid,
         filters: Filters | None = None, recency: float = 0.0, as_of: datetime | None = None,
         half_life_days: float = RECENCY_HALF_LIFE_DAYS, rerank_status: RerankStatus | None = None,
+        window: tuple[datetime, datetime] | None = None, plan: Plan | None = None,
     ) -> list[Hit]:
         """The k best passages. `recency` > 0 blends in how recent each article is, by its age
-        at `as_of` (default now); `filters.as_of` is what leaves later articles out.
-        `rerank_status` is told whether the reranker re-ordered them or why it could not."""
-        qvec = self.embedder.encode([question])[0]
-        ranked = self._candidates(question, qvec, max(MIN_CANDIDATES, k * CANDIDATE_FACTOR), mode, filters)
+        at `as_of` (default now); `filters.as_of` is what leaves later articles out. `window`
+        (start, end): the time the question names, preferred softly (WINDOW_WEIGHT).
+        `rerank_status` is told whether the reranker re-ordered them or why it could not; `plan`
+        how the date limit was met in each segment and in the word index."""
+        with stage("embed"):
+            qvec = self.embedder.encode([question])[0]
+        plan = plan if plan is not None else Plan()
+        ranked = self._candidates(question, qvec, max(MIN_CANDIDATES, k * CANDIDATE_FACTOR), mode, filters, plan)
+        log.debug("search plan: %s", plan.as_dict())
         docs = self.index.store.documents_by_id(c.doc_id for c, _ in ranked)
         ranked = [(c, s) for c, s in ranked if c.doc_id in docs and (not filters or filters.admits(docs[c.doc_id]))]
         if self.reranker is not None:
-            ranked = self._rerank(question, ranked, docs, rerank_status or RerankStatus())
+            with stage("rerank"):
+                ranked = self._rerank(question, ranked, docs, rerank_status or RerankStatus())
         if recency > 0:
             when = as_of or datetime.now(timezone.utc)
             ranked = _prefer_recent(ranked, docs, recency, when, half_life_days)
+        if window is not None:
+            ranked = _prefer_window(ranked, docs, window)
         hits = self._select(self._with_relevance(ranked, qvec), docs, k)
         members = self.index.store.story_members(docs[h.chunk.doc_id].story for h in hits)
         for h in hits:
@@ -111,17 +135,23 @@ class Retriever:
         return hits
 
     def _candidates(
-        self, question: str, qvec: np.ndarray, n: int, mode: RetrievalMode, filters: Filters | None
+        self, question: str, qvec: np.ndarray, n: int, mode: RetrievalMode, filters: Filters | None,
+        plan: Plan | None = None,
     ) -> list[tuple[ChunkRow, float]]:
-        allowed = self.index.store.filtered_vids(filters) if filters else None
+        # Dates are met in memory, segment by segment; only source and article limits ask SQL for ids.
+        within = filters.within() if filters else None
+        allowed = self.index.store.filtered_vids(filters) if filters and filters.needs_sql else None
         if mode is RetrievalMode.dense:
-            return self.index.search(qvec, n, allowed)
-        lexical = self._lexical(question, n, filters)
+            with stage("vector_search"):
+                return self.index.search(qvec, n, allowed, within, plan)
+        lexical = self._lexical(question, n, filters, plan)
         if mode is RetrievalMode.lexical:
             return lexical
-        dense = self.index.search(qvec, n, allowed)
-        chunks = {c.vid: c for c, _ in dense + lexical}
-        fused = rrf([[c.vid for c, _ in dense], [c.vid for c, _ in lexical]])
+        with stage("vector_search"):
+            dense = self.index.search(qvec, n, allowed, within, plan)
+        with stage("fuse"):
+            chunks = {c.vid: c for c, _ in dense + lexical}
+            fused = rrf([[c.vid for c, _ in dense], [c.vid for c, _ in lexical]])
         return [(chunks[vid], score) for vid, score in fused]
 
     def _rerank(
@@ -144,9 +174,12 @@ class Retriever:
         fused = rrf([list(range(len(head))), by_rerank])
         return [(head[i][0], s) for i, s in fused] + [(c, 0.0) for c, _ in tail]
 
-    def _lexical(self, question: str, n: int, filters: Filters | None) -> list[tuple[ChunkRow, float]]:
-        hits = self.index.lexical.search(question, n, filters, self._keep_term)
-        rows = self.index.store.chunks_by_vid([vid for vid, _ in hits])
+    def _lexical(
+        self, question: str, n: int, filters: Filters | None, plan: Plan | None = None
+    ) -> list[tuple[ChunkRow, float]]:
+        with stage("word_search"):
+            hits = self.index.lexical.search(question, n, filters, self._keep_term, plan)
+            rows = self.index.store.chunks_by_vid([vid for vid, _ in hits])
         return [(rows[vid], s) for vid, s in hits if vid in rows]
 
     def _keep_term(self, term: str) -> bool:
@@ -245,6 +278,29 @@ def _prefer_recent(
     undated = math.fsum(recency.values()) / len(recency)
     top = max((s for _, s in ranked), default=1.0) or 1.0
     blended = [(c, (1 - weight) * s / top + weight * recency.get(c.doc_id, undated)) for c, s in ranked]
+    return sorted(blended, key=lambda cs: -cs[1])
+
+
+def _prefer_window(
+    ranked: list[tuple[ChunkRow, float]], docs: dict[str, DocRow], window: tuple[datetime, datetime],
+    weight: float = WINDOW_WEIGHT,
+) -> list[tuple[ChunkRow, float]]:
+    """Blend the normalised score with closeness to the window the question names:
+    (1 - w) * score/top + w * 0.5^(days outside the window / its length in days, at least 1).
+    An undated article gets the candidates' mean closeness; with none dated the ranking stays."""
+    start, end = window
+    length = max(1.0, (end - start).total_seconds() / 86400)
+    close = {}
+    for d in docs.values():
+        t = dates.instant(d.published)
+        if t is not None:
+            outside = max(0.0, (start - t).total_seconds(), (t - end).total_seconds()) / 86400
+            close[d.id] = math.pow(0.5, outside / length)
+    if not close:
+        return ranked
+    undated = math.fsum(close.values()) / len(close)
+    top = max((s for _, s in ranked), default=1.0) or 1.0
+    blended = [(c, (1 - weight) * s / top + weight * close.get(c.doc_id, undated)) for c, s in ranked]
     return sorted(blended, key=lambda cs: -cs[1])
 
 

@@ -243,10 +243,6 @@ class Store:
         )
         return {r[0]: DocRow(*r) for r in rows}
 
-    def newest_day(self) -> str | None:
-        """The latest `published_day` stored (indexed, so a query can ask every time)."""
-        return self.connect().execute("SELECT max(published_day) FROM documents").fetchone()[0]
-
     def hashes(self) -> dict[str, str]:
         return dict(self.connect().execute("SELECT id, content_hash FROM documents").fetchall())
 

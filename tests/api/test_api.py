@@ -7,12 +7,24 @@ def test_nato_question_over_http(client):
     r = client.post("/query", json={"question": "What does Russia demand on NATO?"})
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"question", "answerable", "answer", "passages", "choice", "rerank"} and body["choice"] is None
+    assert set(body) == {"question", "answerable", "answer", "passages", "choice", "rerank", "time_window", "debug"}
+    assert body["choice"] is None and body["time_window"] is None and body["debug"] is None
     assert body["rerank"] is None  # no reranker set
     assert len({p["doc_id"] for p in body["passages"][:5]}) >= 3
     ranks = {p["rank"] for p in body["passages"]}
     assert body["answer"]["generator"] == "extractive"
     assert body["answer"]["citations"] and set(body["answer"]["citations"]) <= ranks
+
+
+def test_the_time_a_question_names_is_reported_and_can_be_turned_off(client):
+    ask = {"question": "What did Russia demand this week?", "as_of": "2022-03-04", "answer": False}
+    body = client.post("/query", json=ask).json()
+    assert body["time_window"] == {"start": "2022-02-26T00:00:00Z", "end": "2022-03-04T23:59:59Z", "words": "this week"}
+    assert client.post("/query", json=ask | {"time_window": False}).json()["time_window"] is None
+    assert client.post("/query", json=ask | {"published_after": "2022-01-01"}).json()["time_window"] is None
+    plan = client.post("/query", json=ask | {"debug": True}).json()["debug"]
+    assert set(plan) == {"segments", "lexical"} and sum(plan["segments"].values()) >= 1
+    assert client.post("/query", json=ask | {"time_window": "soon"}).status_code == 422
 
 
 def test_every_passage_sits_at_its_offsets(client, gold):
