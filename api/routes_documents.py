@@ -13,7 +13,7 @@ import asyncio
 import gzip
 import zlib
 from collections.abc import Iterator
-from typing import IO, Literal
+from typing import IO
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -35,6 +35,7 @@ from rag.ingestion.documents import (
     validate_doc_id,
 )
 from rag.ingestion.pipeline import IngestReport
+from rag.schema import DeletedOut, IngestedDocument, IngestOut
 from rag.service import Service
 
 from .bodies import is_json
@@ -85,28 +86,6 @@ class DocumentIn(BaseModel):
         if v is not None and not v.strip():
             raise ValueError("published must be a date; leave it out instead")
         return v
-
-
-class IngestedDocument(BaseModel):
-    id: str
-    status: Literal["added", "replaced", "unchanged"]
-    chunks: int
-
-
-class IngestOut(BaseModel):
-    """What one request changed: added, replaced (content changed) or unchanged (same content hash)."""
-
-    documents: list[IngestedDocument]
-    added: list[str]
-    replaced: list[str]
-    unchanged: list[str]
-    chunks: int = Field(description="chunks embedded by this request (unchanged documents cost none)")
-    seconds: float
-
-
-class DeletedOut(BaseModel):
-    id: str
-    deleted: bool = True
 
 
 _UPLOAD_SCHEMA = {

@@ -6,6 +6,7 @@ Nothing else in the project defines a response shape.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -222,3 +223,25 @@ class ErrorOut(BaseModel):
 
     error: str
     detail: list[dict] | None = None
+
+
+class IngestedDocument(BaseModel):
+    id: str
+    status: Literal["added", "replaced", "unchanged"]
+    chunks: int
+
+
+class IngestOut(BaseModel):
+    """What one write changed: added, replaced (content changed) or unchanged (same content hash)."""
+
+    documents: list[IngestedDocument]
+    added: list[str]
+    replaced: list[str]
+    unchanged: list[str]
+    chunks: int = Field(description="chunks embedded by this request (unchanged documents cost none)")
+    seconds: float
+
+
+class DeletedOut(BaseModel):
+    id: str
+    deleted: bool = True

@@ -19,7 +19,7 @@ from live import KEY, RagServe, free_port
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 QUESTIONS = ["What does Russia demand on NATO?", "Who is Trump's communications director?", "Izvestiya Grushko"]
 AUTH = {"authorization": f"Bearer {KEY}"}
-STAGES = {"answer"}  # the retrieval stages join when rag/retrieval/search.py names them
+STAGES = {"embed", "vector_search", "word_search", "fuse", "answer"}
 
 
 def require_prometheus() -> None:

@@ -17,7 +17,7 @@ from api.app import create_app
 from live import ROOT, rag_env
 from rag import observe
 
-STAGES = {"answer"}  # the retrieval stages join when rag/retrieval/search.py names them
+STAGES = {"embed", "vector_search", "word_search", "fuse", "answer"}
 
 
 class Lines(logging.Handler):
@@ -59,7 +59,7 @@ def test_a_span_per_request_with_a_child_per_stage(seeds_service):
             parent = by_id[parent.parent.span_id]
         assert parent is request
         assert request.start_time <= span.start_time <= span.end_time <= request.end_time
-    assert any(f"POST /query 200" in line and f"trace_id={trace_id}" in line for line in lines.lines), lines.lines
+    assert any("POST /query 200" in line and f"trace_id={trace_id}" in line for line in lines.lines), lines.lines
 
 
 MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json",
