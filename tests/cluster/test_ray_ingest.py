@@ -1,5 +1,5 @@
 """Backfills on a real two-node Ray cluster against a local ingest of the same documents: the same
-documents, chunks and offsets, vectors at cosine >= 0.9999 and the same answers; a backfill
+documents, chunks and offsets, vectors bit for bit (ONNX) or at cosine >= 0.9999 (torch) and the same answers; a backfill
 that loses its worker node midway still ends with every document exactly once; and a backfill
 killed after its first commits, then run again, ships only the rest and ends the same."""
 
@@ -39,12 +39,16 @@ def contents(service) -> dict[str, tuple]:  # type: ignore[no-untyped-def]
     return out
 
 
-def assert_same(ray_side, local_side) -> None:  # type: ignore[no-untyped-def]
+def assert_same(ray_side, local_side, exact: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """`exact`: the vectors bit for bit (the ONNX backend runs each text alone, so a cluster's
+    batches change nothing); else at cosine >= 0.9999 (torch batches its padded texts)."""
     a, b = contents(ray_side), contents(local_side)
     assert sorted(a) == sorted(b)
     for doc_id in b:
         assert a[doc_id][0] == b[doc_id][0], doc_id
         assert a[doc_id][1] == b[doc_id][1], doc_id  # same chunks, same offsets, nothing doubled
+        if exact:
+            assert np.array_equal(a[doc_id][2], b[doc_id][2]), doc_id
         cos = np.sum(a[doc_id][2] * b[doc_id][2], axis=1)
         assert cos.min() >= 0.9999, (doc_id, float(cos.min()))
     assert ray_side.index.store.counts() == local_side.index.store.counts()
@@ -97,7 +101,7 @@ def test_seeds_through_ray_match_a_local_ingest(ray_cluster, ray_env, make_servi
         assert values["embed_api_key"] == EMBED_KEY and values["embed_model"] == service.settings.embed_model
         text = json.dumps(values, default=str)
         assert not [k for k, secret in SECRETS.items() if secret in text]
-    assert_same(service, seeds_service)
+    assert_same(service, seeds_service, exact=True)
     for case in gold[:6]:
         got = service.ask(Query(question=case["question"]))
         want = seeds_service.ask(Query(question=case["question"]))
@@ -110,9 +114,8 @@ def test_backfill_survives_losing_its_worker_node(ray_cluster, tmp_path):
     its embedding actor is working. Ray restarts the lost work on the head; the writer keeps
     each chunk once. The cluster gets its worker back afterwards for the other tests.
 
-    The torch backend here: the shipped ONNX model is int8 with dynamic quantisation, whose
-    scales are taken over a whole batch, so its vectors move with their batch-mates (cosine
-    ~0.995) and a cluster batches differently from one process."""
+    The torch backend here, whose padded batches move a vector by ~1e-7 with its batch mates, so
+    the comparison allows cosine 0.9999 (the ONNX backend's vectors match bit for bit: seeds test)."""
     from rag.config import Settings
     from rag.service import Service
 
