@@ -151,4 +151,5 @@ def test_kill_at_random_moments_of_merges(tmp_path):
         assert {p.name for p in segments.folders(folder)} == {s["name"] for s in index.segment_stats()}
         index.close()
         assert_whole(folder)
+    print(f"{kills} kills, {mid_merge} inside a merge's build; an unkilled maintain() took {took:.2f} s")
     assert mid_merge >= 1, f"none of {kills} kills landed inside a merge's build (maintain took {took:.2f} s)"
