@@ -10,7 +10,10 @@ recall@10 against exact search. `commit`: what adding 100 chunks costs an index 
 written and seconds, for the segmented commit and for the single-file commit it replaced (clone
 the whole FAISS index, add, write the whole file), measured on the same index in the same run.
 `scale`: one segment of N vectors built from a memory-mapped file (never all in memory), then, in a
-fresh process, its resident memory and search figures.
+fresh process, its resident memory and search figures: undated, as of a date in the middle of the
+ten years its vectors' publication times span (in arrival order, a feed's jitter of days), and
+within the last 7 days, interleaved query by query; recall against exact search over the
+vectors each limit admits.
 
 Synthetic vectors stand in for passages: unit vectors from a 48-dimensional mixture of 1,000 topics
 mapped into 384 dimensions, since real sentence embeddings are clustered and of low intrinsic
@@ -38,6 +41,7 @@ import numpy as np
 from rag.storage import segments, vectors
 from rag.storage.index import Batch, Index, Manifest, PendingDoc
 from rag.storage.store import ChunkRow, DocRow
+from rag.storage.timerange import Plan, TimeRange
 from rag.storage.vectors import IndexKind, IndexPolicy
 
 DIM = 384
@@ -69,16 +73,35 @@ def neighbourhood(x: np.ndarray, queries: np.ndarray) -> dict[str, float]:
 
 def exact_top(x: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """Row numbers of each query's exact top k, streamed over x (which may be a memory map)."""
-    best_s = np.full((len(queries), k), -np.inf, np.float32)
-    best_i = np.zeros((len(queries), k), np.int64)
+    return exact_tops(x, queries, k, [None])[0]
+
+
+def exact_tops(x: np.ndarray, queries: np.ndarray, k: int, keeps: list[np.ndarray | None]) -> list[np.ndarray]:
+    """`exact_top` among the rows each mask of `keeps` admits (None: all), in one pass over x."""
+    best_s = [np.full((len(queries), k), -np.inf, np.float32) for _ in keeps]
+    best_i = [np.zeros((len(queries), k), np.int64) for _ in keeps]
     for lo in range(0, len(x), 500_000):
-        s = queries @ np.asarray(x[lo : lo + 500_000]).T
-        top = np.argpartition(-s, min(k, s.shape[1] - 1), axis=1)[:, :k]
-        cand_s = np.concatenate([best_s, np.take_along_axis(s, top, 1)], axis=1)
-        cand_i = np.concatenate([best_i, top + lo], axis=1)
-        order = np.argsort(-cand_s, axis=1, kind="stable")[:, :k]
-        best_s, best_i = np.take_along_axis(cand_s, order, 1), np.take_along_axis(cand_i, order, 1)
+        whole = queries @ np.asarray(x[lo : lo + 500_000]).T
+        for j, keep in enumerate(keeps):
+            s = whole if keep is None else np.where(keep[lo : lo + whole.shape[1]], whole, -np.inf)
+            top = np.argpartition(-s, min(k, s.shape[1] - 1), axis=1)[:, :k]
+            cand_s = np.concatenate([best_s[j], np.take_along_axis(s, top, 1)], axis=1)
+            cand_i = np.concatenate([best_i[j], top + lo], axis=1)
+            order = np.argsort(-cand_s, axis=1, kind="stable")[:, :k]
+            best_s[j], best_i[j] = np.take_along_axis(cand_s, order, 1), np.take_along_axis(cand_i, order, 1)
     return best_i
+
+
+# Publication times of the scale run: ten years up to 2026-01-01, in arrival order give or take a
+# feed's jitter (a normal of two days' spread).
+END = 1_767_225_600
+TEN_YEARS = 3652 * 86_400
+
+
+def synthetic_times(n: int, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = END - TEN_YEARS + (np.arange(n, dtype=np.float64) * (TEN_YEARS / max(n, 1)))
+    return np.minimum(END, t + rng.normal(0, 2 * 86_400, n)).astype(np.int64)
 
 
 def timed_search(search, queries: np.ndarray, truth: np.ndarray, k: int = 10) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -269,8 +292,11 @@ def scale(n: int, workdir: Path, n_queries: int = 200) -> dict:
     source.flush()
     generate_s = time.perf_counter() - t0
     assert queries is not None and len(queries) == n_queries
+    times = synthetic_times(n)
+    limits = {"as of the middle": (None, END - TEN_YEARS // 2), "last 7 days": (END - 7 * 86_400, END)}
     t1 = time.perf_counter()
-    truth = exact_top(source, queries, 10)
+    keeps = [None] + [TimeRange(a, b).admits(times) for a, b in limits.values()]
+    truths = exact_tops(source, queries, 10, keeps)
     exact_s = time.perf_counter() - t1
     near = neighbourhood(source, queries)
     root = workdir / "index"
@@ -278,13 +304,17 @@ def scale(n: int, workdir: Path, n_queries: int = 200) -> dict:
     root.mkdir()
     policy = IndexPolicy()
     t2 = time.perf_counter()
-    w = segments.build(root, np.arange(n, dtype=np.int64), source, policy)
+    w = segments.build(root, np.arange(n, dtype=np.int64), source, policy, times=times)
     segments.publish(root, w.name)
     build_s = time.perf_counter() - t2
     del source
     (workdir / "source.npy").unlink()  # its pages would otherwise crowd the page cache
     np.save(workdir / "queries.npy", queries)
-    np.save(workdir / "truth.npy", truth)
+    np.save(workdir / "truth.npy", truths[0])
+    for j, name in enumerate(limits, start=1):
+        np.save(workdir / f"truth-{j}.npy", truths[j])
+    (workdir / "limits.json").write_text(json.dumps({name: [a, b, float(keeps[j].mean())]  # type: ignore[union-attr]
+                                                     for j, (name, (a, b)) in enumerate(limits.items(), start=1)}))
     child = subprocess.run([sys.executable, "-m", "eval.bench_index", "_search", str(root), w.name, w.structure, str(workdir)],
                            capture_output=True, text=True, check=True)
     return {"n": n, "structure": w.structure, "generate_s": round(generate_s, 1), "exact_search_s": round(exact_s, 1),
@@ -322,8 +352,13 @@ def _search_child(root: Path, name: str, structure: str, workdir: Path) -> None:
     seg = segments.open_segment(root, name, structure, policy)
     open_s = time.perf_counter() - t0
     view = segments.View(seg, np.zeros(0, np.int64))
+    limits = json.loads((workdir / "limits.json").read_text())
+    ranges = {name: TimeRange(a, b) for name, (a, b, _) in limits.items()}
+    truths = {name: np.load(workdir / f"truth-{j}.npy") for j, name in enumerate(limits, start=1)}
     timed_search(lambda q, k: view.search(q, k)[0], queries[:20], truth[:20])  # first touches
-    figures = timed_search(lambda q, k: view.search(q, k)[0], queries, truth)
+    for name, within in ranges.items():
+        timed_search(lambda q, k: view.search(q, k, within=within)[0], queries[:20], truths[name][:20])
+    figures, dated = _interleaved(view, queries, truth, ranges, truths)
     after = _rss()
     print(json.dumps({
         "open_s": round(open_s, 1), "threads": faiss.omp_get_max_threads(), "nprobe": policy.nprobe,
@@ -332,7 +367,35 @@ def _search_child(root: Path, name: str, structure: str, workdir: Path) -> None:
         "rss_bytes": after["VmRSS"] - before["VmRSS"], "rss_peak_bytes": after["VmHWM"],
         "rss_anon_bytes": after.get("RssAnon", 0) - before.get("RssAnon", 0),
         "rss_mapped_file_bytes": after.get("RssFile", 0) - before.get("RssFile", 0), **figures,
+        "dated": {name: {"admitted_share": round(limits[name][2], 5), **f} for name, f in dated.items()},
     }))
+
+
+def _interleaved(view: segments.View, queries: np.ndarray, truth: np.ndarray, ranges: dict[str, TimeRange],
+                 truths: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    """Undated and each date limit query by query, so load from elsewhere falls on all alike;
+    each limit's p50 also as a ratio to the undated p50, with the strategy the segment took."""
+    lat: dict[str, list[float]] = {"": [], **{name: [] for name in ranges}}
+    recall: dict[str, list[float]] = {name: [] for name in lat}
+    plans = {name: Plan() for name in ranges}
+    for i, q in enumerate(queries):
+        for name in lat:
+            want = truth[i] if not name else truths[name][i]
+            t0 = time.perf_counter()
+            got = view.search(q, 10) if not name else view.search(q, 10, within=ranges[name], plan=plans[name])
+            lat[name].append((time.perf_counter() - t0) * 1000)
+            recall[name].append(len(set(got[0].tolist()) & set(want.tolist())) / 10)
+
+    def fig(name: str) -> dict:
+        return {"search_p50_ms": round(float(np.percentile(lat[name], 50)), 3),
+                "search_p99_ms": round(float(np.percentile(lat[name], 99)), 3),
+                "recall_at_10": round(float(np.mean(recall[name])), 4)}
+
+    base = fig("")
+    dated = {name: {**fig(name), "p50_vs_undated": round(fig(name)["search_p50_ms"] / base["search_p50_ms"], 3),
+                    "recall_minus_undated": round(fig(name)["recall_at_10"] - base["recall_at_10"], 4),
+                    "plan": dict(plans[name].vector)} for name in ranges}
+    return base, dated
 
 
 # --- command line --------------------------------------------------------------------------------

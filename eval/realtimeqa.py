@@ -1,7 +1,10 @@
 """RealTime QA 2022: an outside benchmark of real news articles and editors' quiz questions.
 
 Each question is asked as of its quiz date (`date`, the "now" of the question) and, beside it, as
-of now (no date: how the service answers when nobody says when), with its multiple choices.
+of now (no date: how the service answers when nobody says when), with its multiple choices. As of
+the quiz date it is asked twice more to compare: with the time the question names ("this week")
+as a ranking prior, the default, and without it; each summary also splits the questions into
+those that name a time and those that do not.
 """
 
 from __future__ import annotations
@@ -12,7 +15,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from datetime import datetime, timezone
+
+from rag import dates
 from rag.config import GeneratorKind, RetrievalMode
+from rag.retrieval.timewindow import resolve
 from rag.schema import Query, QueryResponse
 from rag.service import Service
 from rag.storage.store import Store
@@ -77,12 +84,20 @@ def ensure_ingested(service: Service, corpus: Path, on_progress=None) -> float |
 
 
 def ask(
-    service: Service, q: dict, mode: RetrievalMode | None, as_of: bool, generator: GeneratorKind | None = None
+    service: Service, q: dict, mode: RetrievalMode | None, as_of: bool, generator: GeneratorKind | None = None,
+    time_window: bool = True,
 ) -> QueryResponse:
-    """One quiz question with its choices, as of its quiz date or (as_of=False) as of now."""
+    """One quiz question with its choices, as of its quiz date or (as_of=False) as of now;
+    `time_window`: whether the time the question names is a ranking prior."""
     query = Query(question=q["question"], k=DEPTH, as_of=q["date"] if as_of else None, choices=q["choices"],
-                  generator=generator)
+                  generator=generator, time_window=time_window)
     return service.ask(query, mode)
+
+
+def names_a_time(q: dict) -> bool:
+    """Does the question name a time ("this week"), read as of its quiz date?"""
+    end = datetime.fromtimestamp(dates.last_second(dates.normalise(q["date"])), timezone.utc)
+    return resolve(q["question"], end) is not None
 
 
 def score(q: dict, resp: QueryResponse, latency_ms: float) -> dict:
@@ -100,6 +115,7 @@ def score(q: dict, resp: QueryResponse, latency_ms: float) -> dict:
         "answer_in_answer": float(m.answer_in_answer(resp.answer.text if resp.answer else "", q["answer"])),
         "mc_fallback": float(bool(choice and choice.fallback)),
         "latency_ms": latency_ms,
+        "names_a_time": float(names_a_time(q)) if "date" in q else 0.0,
     }
 
 
@@ -116,17 +132,22 @@ def summarise(rows: list[dict]) -> dict[str, float]:
     out["mc_fallback_rate"] = m.mean(r["mc_fallback"] for r in rows)
     lat = [r["latency_ms"] for r in rows]
     out |= {"latency_p50_ms": m.percentile(lat, 50), "latency_p95_ms": m.percentile(lat, 95), "questions": float(len(rows))}
+    for label, part in (("names a time", [r for r in rows if r.get("names_a_time")]),
+                        ("names none", [r for r in rows if not r.get("names_a_time")])):
+        out[f"questions ({label})"] = float(len(part))
+        for key in ("hit@1", "hit@5", "hit@10", "rr@10"):
+            out[f"{'mrr@10' if key == 'rr@10' else key} ({label})"] = m.mean(r[key] for r in part) if part else float("nan")
     return out
 
 
 def run(
     service: Service, questions: list[dict], mode: RetrievalMode | None = None, as_of: bool = True,
-    generator: GeneratorKind | None = None,
+    generator: GeneratorKind | None = None, time_window: bool = True,
 ) -> tuple[dict[str, float], list[dict]]:
     """The summary over all questions and the per-question rows."""
     rows = []
     for q in questions:
         t0 = time.perf_counter()
-        resp = ask(service, q, mode, as_of, generator)
+        resp = ask(service, q, mode, as_of, generator, time_window)
         rows.append(score(q, resp, (time.perf_counter() - t0) * 1000))
     return summarise(rows), rows

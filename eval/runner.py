@@ -112,12 +112,14 @@ def _realtimeqa(
     rows, details = {}, {}
     for config in configs:
         generator = None if config.generator is GeneratorKind.extractive else config.generator
-        for as_of in (True, False):
+        # as of the quiz date with the question's named time as a prior (the default) and without
+        # it, side by side; then as of now
+        for as_of, window in ((True, True), (True, False), (False, True)):
             t0 = time.perf_counter()
-            row, per_question = rt.run(service, qs, config.mode, as_of=as_of, generator=generator)
+            row, per_question = rt.run(service, qs, config.mode, as_of=as_of, generator=generator, time_window=window)
             row["seconds"] = time.perf_counter() - t0
             name = f"{config.mode.value} chunk={config.chunk_tokens}" + (f" {generator.value}" if generator else "")
-            name += " as_of=quiz date" if as_of else " as_of=now"
+            name += (" as_of=quiz date" + ("" if window else " time_window=off")) if as_of else " as_of=now"
             rows[name], details[name] = row, per_question
     for row in rows.values():
         row["ingest_seconds"] = ingest_s if ingest_s is not None else float("nan")

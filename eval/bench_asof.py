@@ -1,0 +1,103 @@
+"""Date limits on the RealTime QA index, in one run:
+
+    python -m eval.bench_asof [--index DIR] [--json]
+
+Each dev question is asked the way POST /query asks it (`Service.ask`, k=10, the extractive answer):
+undated (as of now, on the index as ingested), as of its quiz date, and as of now on a copy of the
+index holding one more article, dated 2030-01-01 (a scheduled story, a feed in the wrong time
+zone). The three are interleaved question by question, so load from elsewhere falls on all alike;
+p50/p99 of each, the dated p50s as ratios to the undated one, and the search plans they took. Also
+what reading the time a question names costs (rag/retrieval/timewindow.py), per question.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from rag.config import Settings
+from rag.ingestion.documents import Document
+from rag.retrieval.timewindow import resolve
+from rag.schema import Query
+from rag.service import Service
+
+from .realtimeqa import QUESTIONS, load_questions
+
+ROOT = Path(__file__).resolve().parents[1]
+WARMUP = 10
+
+
+def run(index: Path, questions: list[dict]) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-asof-") as tmp:
+        copy = Path(tmp) / "index"
+        shutil.copytree(index, copy, ignore=shutil.ignore_patterns("*.lock", ".building"))
+        service = Service(Settings(index_dir=index))
+        future = Service(Settings(index_dir=copy), embedder=service.embedder)
+        future.ingest([Document("scheduled-2030-01-01", "The city council will vote on the harbour tramline "
+                                "extension and its budget at its first meeting of the year.", published="2030-01-01")])
+        asks = {
+            "undated": lambda q: service.ask(Query(question=q["question"], k=10, debug=True)),
+            "as of the quiz date": lambda q: service.ask(Query(question=q["question"], k=10, as_of=q["date"], debug=True)),
+            "as of now, one article dated 2030": lambda q: future.ask(Query(question=q["question"], k=10, debug=True)),
+        }
+        for q in questions[:WARMUP]:
+            for ask in asks.values():
+                ask(q)
+        lat: dict[str, list[float]] = {name: [] for name in asks}
+        plans: dict[str, dict[str, int]] = {name: {} for name in asks}
+        for q in questions:
+            for name, ask in asks.items():
+                t0 = time.perf_counter()
+                resp = ask(q)
+                lat[name].append((time.perf_counter() - t0) * 1000)
+                for how, n in resp.debug.segments.items():
+                    plans[name][how] = plans[name].get(how, 0) + n
+                key = f"lexical {resp.debug.lexical}"
+                plans[name][key] = plans[name].get(key, 0) + 1
+        chunks, segments = service.health().chunks, len(service.index.segment_stats())
+        service.close()
+        future.close()
+    base = float(np.percentile(lat["undated"], 50))
+    out = {
+        name: {"p50_ms": round(float(np.percentile(v, 50)), 1), "p99_ms": round(float(np.percentile(v, 99)), 1),
+               "p50_vs_undated": round(float(np.percentile(v, 50)) / base, 3), "plans": plans[name]}
+        for name, v in lat.items()
+    }
+    return {"questions": len(questions), "chunks": chunks, "segments": segments, "limits": out,
+            "time_window_us_per_question": _resolve_cost(questions)}
+
+
+def _resolve_cost(questions: list[dict], rounds: int = 50) -> float:
+    now = datetime(2022, 6, 10, 23, 59, 59, tzinfo=timezone.utc)
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        for q in questions:
+            resolve(q["question"], now)
+    return round((time.perf_counter() - t0) / (rounds * len(questions)) * 1e6, 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--index", type=Path, default=ROOT / "index" / "realtimeqa", help="an ingested RealTime QA index")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if not (args.index / "store.sqlite").exists():
+        raise SystemExit(f"no index in {args.index}: run `rag eval --benchmark realtimeqa` first to ingest it")
+    result = run(args.index, load_questions(QUESTIONS))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    for name, f in result["limits"].items():
+        print(f"{name}: p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms, {f['p50_vs_undated']}x undated; {f['plans']}")
+    print(f"reading the time a question names: {result['time_window_us_per_question']} µs a question")
+
+
+if __name__ == "__main__":
+    main()
