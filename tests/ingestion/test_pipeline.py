@@ -79,3 +79,15 @@ def test_same_id_twice_in_one_input_the_later_wins(tmp_path, embedder):
         assert row.published == "2022-06-15" and text.startswith("A new text.")
     finally:
         s.close()
+
+
+def test_model_identity_names_the_export_and_runtime():
+    """A Ray actor's batches are refused unless this string matches the index's: the same weights
+    through another ONNX export or onnxruntime release give other vectors."""
+    from rag.ingestion.pipeline import model_identity
+
+    base = model_identity("m", "0" * 64, "onnx-int8", "a" * 64, "onnxruntime 1.32.0")
+    assert base == "m@" + "0" * 16 + "/onnx-int8/export " + "a" * 16 + " on onnxruntime 1.32.0"
+    assert model_identity("m", "0" * 64, "onnx-int8", "b" * 64, "onnxruntime 1.32.0") != base
+    assert model_identity("m", "0" * 64, "onnx-int8", "a" * 64, "onnxruntime 1.29.0") != base
+    assert model_identity("m", "0" * 64, "torch") == "m@" + "0" * 16 + "/torch"  # no export: as before
