@@ -231,3 +231,51 @@ def test_default_recency_comes_from_the_setting_and_a_query_can_turn_it_off(make
     first = lambda **kw: s.ask(Query(question=q, k=2, answer=False, as_of="2022-07-01", **kw)).passages[0].doc_id  # noqa: E731
     assert first() == "new"  # RAG_RECENCY=0.9 applies by default
     assert first(recency=0.0) == "old"  # off: relevance alone
+
+
+def test_the_named_window_is_a_soft_prior_by_hand():
+    from datetime import datetime, timezone
+
+    from rag.retrieval.search import WINDOW_WEIGHT, _prefer_window
+    from rag.storage.store import ChunkRow, DocRow
+
+    utc = timezone.utc
+    rows = {d: ChunkRow(i, d, 0, 0, 1, "x") for i, d in enumerate(("match", "inside", "near", "undated"))}
+    docs = {
+        "match": DocRow("match", None, None, "2022-05-03", "h", 1),  # 32 days before the window
+        "inside": DocRow("inside", None, None, "2022-06-07", "h", 1),
+        "near": DocRow("near", None, None, "2022-05-31", "h", 1),  # 4 days before it
+        "undated": DocRow("undated", None, None, None, "h", 1),
+    }
+    window = (datetime(2022, 6, 4, tzinfo=utc), datetime(2022, 6, 10, 23, 59, 59, tzinfo=utc))
+    ranked = [(rows["match"], 1.0), (rows["near"], 0.9), (rows["undated"], 0.85), (rows["inside"], 0.8)]
+    got = {c.doc_id: round(s, 4) for c, s in _prefer_window(ranked, docs, window)}
+    w, length = WINDOW_WEIGHT, 6 + 86399 / 86400
+    close = {"match": 0.5 ** ((datetime(2022, 6, 4, tzinfo=utc) - datetime(2022, 5, 3, tzinfo=utc)).days / length),
+             "near": 0.5 ** (4 / length), "inside": 1.0}
+    close["undated"] = sum(close.values()) / 3
+    want = {d: round((1 - w) * s + w * close[c.doc_id], 4) for (c, s), d in zip(ranked, [c.doc_id for c, _ in ranked])}
+    assert got == pytest.approx(want, abs=1e-4)
+    assert list(got)[0] == "inside" and list(got)[-1] == "match"  # lifted, not filtered: all four stay
+    # no dated candidate: the ranking stays as it was
+    bare = [(rows["undated"], 1.0)]
+    assert _prefer_window(bare, {"undated": docs["undated"]}, window) == bare
+
+
+def test_a_question_naming_a_time_prefers_articles_from_it_and_reports_it(make_service):
+    from rag.ingestion.documents import Document
+    from rag.schema import Query
+
+    s = make_service()
+    s.ingest([
+        Document("spring", "Marrick council approved the harbour ferry budget after a long debate.", published="2022-03-02"),
+        Document("june", "Marrick council approved a harbour ferry budget and a new timetable.", published="2022-06-08"),
+    ])
+    ask = dict(question="What did Marrick council approve for the harbour ferry this week?", k=2, as_of="2022-06-10",
+               recency=0.0, answer=False)
+    on = s.ask(Query(**ask))
+    assert on.time_window is not None and on.time_window.words == "this week"
+    assert on.passages[0].doc_id == "june"
+    off = s.ask(Query(**ask, time_window=False))
+    assert off.time_window is None and {p.doc_id for p in off.passages} == {"spring", "june"}
+    assert s.ask(Query(**ask, published_after="2022-01-01")).time_window is None
