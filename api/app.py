@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from rag.config import Settings
 from rag.service import Service
 
+from . import routes_watches
 from . import (
     errors, mcp_server, metrics, openapi, origins, routes_documents, routes_query, routes_stream, security, tracing, web,
 )
@@ -60,6 +61,7 @@ def create_app(service: Service | None = None, settings: Settings | None = None,
     app.include_router(routes_query.router)
     app.include_router(routes_stream.router)
     app.include_router(routes_documents.router)
+    app.include_router(routes_watches.router)
     app.include_router(web.router)
     mcp_server.install(app)  # MCP over streamable HTTP at /mcp, behind the same middleware
     openapi.install(app)

@@ -44,7 +44,7 @@ _BAD_JSON = f"not UTF-8, not JSON, nested deeper than {MAX_DEPTH} levels, NaN/In
 _WHY = {
     400: f"The body cannot be read: {_BAD_JSON}; a broken upload (multipart, gzip, UTF-8, a JSON line)",
     401: "Missing or wrong API key (`Authorization: Bearer <key>`)",
-    404: "No document with this id",
+    404: "No document (or watch) with this id",
     413: "Body, upload, expanded upload or document count over its limit (RAG_MAX_* settings)",
     415: f"Neither JSON nor a multipart upload of a {', '.join(SUPPORTED_SUFFIXES)} file",
     422: "A value the server refuses; `error` says which and why",
@@ -60,6 +60,11 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[int, ...]]] = {
     ("get", "/health"): ("open", ()),
     ("post", "/documents"): ("write", (400, 413, 415, 422, 507)),
     ("delete", "/documents/{doc_id}"): ("write", (404, 422, 507)),
+    ("post", "/watches"): ("write", (400, 413, 422)),
+    ("get", "/watches"): ("read", ()),
+    ("get", "/watches/{watch_id}"): ("read", (404,)),
+    ("delete", "/watches/{watch_id}"): ("write", (404,)),
+    ("get", "/watches/{watch_id}/events"): ("read", (404,)),
 }
 
 
@@ -98,6 +103,7 @@ def refine(base: dict[str, Any], app: FastAPI) -> dict[str, Any]:
     schemas["ErrorOut"] = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
     _doc_id_parameters(spec)
     _query_body(spec)
+    _watch_body(spec)
     _document_bodies(spec)
     return spec
 
@@ -155,6 +161,24 @@ def _query_body(spec: dict[str, Any]) -> None:
     if "choices" in props:
         notes.append("no two `choices` may be the same once case and spacing are ignored")
     query["description"] = (query.get("description", "") + " Also refused (422): " + "; ".join(notes) + ".").strip()
+
+
+def _watch_body(spec: dict[str, Any]) -> None:
+    """A standing question's rules beyond types: a visible question, and a webhook URL that the
+    fetch guard admits, which depends on what its host resolves to when asked."""
+    watch = spec.get("components", {}).get("schemas", {}).get("WatchIn")
+    if watch is None:
+        return
+    props = watch.get("properties", {})
+    if "question" in props:
+        props["question"]["pattern"] = NOT_BLANK_PATTERN
+    if "url" in props:  # an annotation (JSON Schema validates no unknown format): a webhook's URL
+        props["url"]["format"] = "webhook-url"
+    watch["description"] = (
+        watch.get("description", "") + " Also refused (422): a `url` that is not http(s), has no host, does not "
+        "resolve, or resolves to a loopback, private or reserved address (unless RAG_FETCH_ALLOW_PRIVATE or "
+        "RAG_FETCH_ALLOW_HOSTS allow it); `filters.published_after` later than `filters.published_before`."
+    ).strip()
 
 
 def _document_bodies(spec: dict[str, Any]) -> None:

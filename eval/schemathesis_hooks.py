@@ -14,6 +14,8 @@ fuzz test (tests/api/test_fuzz.py) and for its command line against a live serve
 - Multipart's blind spot: a field whose value is an empty list sends no part at all, so such a
   body is dropped before it is sent (the server would see a different request than the check).
 - Datetimes whose UTC instant leaves the calendar (OUT_OF_RANGE): RFC 3339 admits them.
+- Webhook URLs refused by the fetch guard (RESOLVED): whether a host is public depends on what it
+  resolves to when asked.
 - Rules that compare two fields (CROSS_FIELD). JSON Schema 2020-12 compares a value with
   constants only (`if`/`then`, `dependentSchemas`, `minimum` take no other field's value), so
   "published_after is not later than published_before" and "no two choices alike" are stated in
@@ -33,10 +35,13 @@ from schemathesis.specs.openapi.formats import unregister_string_format
 from rag.ingestion.documents import VISIBLE_PATTERN
 
 CROSS_FIELD = ("published_after is later than published_before", "two choices are the same")
+# A webhook URL is admitted by what its host resolves to at the time (the fetch guard), which no
+# schema can state; the WatchIn schema says it in words.
+RESOLVED = "webhook URL refused: "
 # RFC 3339 (`format: date-time`) admits 0001-01-01T00:00:00+05:00, whose UTC instant lies before
 # year 1; no format or pattern can say "within years 1 to 9999 once moved to UTC".
 OUT_OF_RANGE = "in UTC it falls outside the years 1 to 9999"
-UNSTATABLE = (*CROSS_FIELD, OUT_OF_RANGE)
+UNSTATABLE = (*CROSS_FIELD, OUT_OF_RANGE, RESOLVED)
 # The check whose failures a CROSS_FIELD refusal explains: a schema-valid request rejected.
 POSITIVE_DATA = "positive_data_acceptance"
 
@@ -59,6 +64,12 @@ DATETIMES = st.one_of(
 )
 
 
+# `format: webhook-url` values: loopback port 9 (discard: nothing listens, so a delivery fails at
+# once and never reaches another program), admitted where RAG_FETCH_ALLOW_HOSTS names 127.0.0.1
+# (the fuzz test's setting); elsewhere refused with the RESOLVED sentence.
+WEBHOOK_URLS = st.from_regex(r"\A[a-z0-9/_-]{0,20}\Z").map(lambda path: f"http://127.0.0.1:9/{path}")
+
+
 def refused_for_an_unstatable_rule(check: str, body: str) -> bool:
     """Is this failure a schema-valid request refused for a rule JSON Schema cannot state?"""
     return check == POSITIVE_DATA and any(rule in body for rule in UNSTATABLE)
@@ -68,6 +79,7 @@ def register_formats(calendar_edges: bool = True) -> None:
     """From now on binary values are JSON-lines files of articles and, with `calendar_edges`,
     dates and datetimes reach the calendar's ends."""
     schemathesis.openapi.format("binary", ARTICLE_FILES)
+    schemathesis.openapi.format("webhook-url", WEBHOOK_URLS)
     if calendar_edges:
         schemathesis.openapi.format("date", DATES)
         schemathesis.openapi.format("date-time", DATETIMES)
@@ -76,7 +88,7 @@ def register_formats(calendar_edges: bool = True) -> None:
 def unregister_formats() -> None:
     from schemathesis.specs.openapi.formats import STRING_FORMATS
 
-    for name in ("binary", "date", "date-time"):
+    for name in ("binary", "date", "date-time", "webhook-url"):
         if name in STRING_FORMATS:
             unregister_string_format(name)
 

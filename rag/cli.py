@@ -19,6 +19,7 @@ from .embedding.base import EmbeddingError
 from .storage.index import IndexError_
 from .storage.space import StorageFull
 from .schema import Query, QueryResponse
+from .cli_watches import watches_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Question answering over news articles.")
 
@@ -55,6 +56,9 @@ def open_service(rebuild: bool = False, seed: bool = True):  # type: ignore[no-u
         return service
     except KNOWN_ERRORS as exc:
         fail(str(exc))
+
+
+app.add_typer(watches_cli(open_service, fail, KNOWN_ERRORS), name="watches")
 
 
 @app.command()

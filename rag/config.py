@@ -232,6 +232,12 @@ class Settings(BaseSettings):
     # --- observability (api/metrics.py; traces follow OTEL_EXPORTER_OTLP_ENDPOINT, api/tracing.py) ------
     # Serve /metrics and count and time every request and query stage; false: neither.
     metrics: bool = True
+    # --- standing questions (rag/watches) ---------------------------------------------------------------
+    # A webhook delivery that failed is tried again after this many seconds, the wait doubling each
+    # time up to an hour; webhook URLs pass the RAG_FETCH_* guard (no private addresses unless allowed).
+    watch_retry_s: float = Field(30.0, gt=0, le=3600)
+    # A delivery refused this many times is marked failed (listed in the watch's events, sent no more).
+    watch_attempts: int = Field(12, ge=1, le=100)
 
     @field_validator("feed_every")
     @classmethod

@@ -28,6 +28,7 @@ from .schema import (
 )
 from .storage import DocRow, Filters, Index, IndexPolicy, Maintainer, Manifest, Store
 from .storage.timerange import Plan
+from .watches import Watches
 
 class Service:
     def __init__(self, settings: Settings, embedder: Embedder | None = None, rebuild: bool = False) -> None:
@@ -52,6 +53,7 @@ class Service:
         self.ingestor = Ingestor(self.index, self.embedder, self.chunker, settings.embed_batch_size, settings.commit_chunks)
         self.watcher: Watcher | None = None
         self.maintainer: Maintainer | None = None
+        self.watches = Watches(self)  # standing questions, evaluated after each ingest
 
     # --- questions ---------------------------------------------------------------------------
     def ask(
@@ -152,6 +154,8 @@ class Service:
         report = self.ingestor.ingest(docs, rebuild=rebuild, on_progress=on_progress, remote=remote)
         if self.maintainer is None:
             report.merges = len(self.maintain())
+        if not rebuild:  # a rebuild re-embeds the same texts: nothing new to tell
+            self.watches.committed(d for d in report.added + report.replaced if d not in report.metadata_only)
         return report
 
     def ingest_paths(self, paths: list[Path], rebuild: bool = False, on_progress: ProgressFn | None = None) -> IngestReport:
@@ -232,6 +236,7 @@ class Service:
     def close(self) -> None:
         self.stop_watching()
         self.stop_maintenance()
+        self.watches.close()
         self.index.close()
 
 

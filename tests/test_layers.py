@@ -23,6 +23,8 @@ ALLOWED: dict[str, set[str]] = {
     "retrieval": {"config", "text", "dates", "observe", "schema", "embedding", "storage"},
     "answering": {"config", "text", "dates", "observe", "schema", "retrieval"},
     "client": {"config", "dates", "schema"},  # speaks the JSON contract over HTTP, nothing else
+    # standing questions: the index and the answering reached only through the service handed in
+    "watches": {"config", "dates", "schema", "text", "ingestion"},
 }
 
 

@@ -15,8 +15,9 @@ from rag.config import Settings
 from rag.ingestion.documents import ID_PATTERN, has_visible
 
 KEY = "k" * 8 + "-openapi-test-key-01"
-READS = {("post", "/query"), ("post", "/query/stream"), ("get", "/documents"), ("get", "/documents/{doc_id}")}
-WRITES = {("post", "/documents"), ("delete", "/documents/{doc_id}")}
+READS = {("post", "/query"), ("post", "/query/stream"), ("get", "/documents"), ("get", "/documents/{doc_id}"),
+         ("get", "/watches"), ("get", "/watches/{watch_id}"), ("get", "/watches/{watch_id}/events")}
+WRITES = {("post", "/documents"), ("delete", "/documents/{doc_id}"), ("post", "/watches"), ("delete", "/watches/{watch_id}")}
 
 
 def spec_for(**settings) -> dict:
@@ -56,7 +57,7 @@ def test_security_per_operation_and_setting(settings, secured):
 def test_the_server_enforces_the_declared_security(make_service):
     c = TestClient(create_app(make_service(api_keys=KEY)))
     for (method, path), op in operations(c.get("/openapi.json").json()):
-        url = path.replace("{doc_id}", "some-id")
+        url = path.replace("{doc_id}", "some-id").replace("{watch_id}", "w_some")
         body = {"json": {"question": "ferry"}} if path.startswith("/query") else {}
         if path == "/documents" and method == "post":
             body = {"json": {"text": "Ferry news."}}
