@@ -1,4 +1,5 @@
-"""Standing questions: `POST/GET /watches`, `GET/DELETE /watches/{id}`, `GET /watches/{id}/events`.
+"""Standing questions: `POST/GET /watches`, `GET/DELETE /watches/{id}`, `GET /watches/{id}/events`,
+and `GET /watches/{id}/stream`, the same events as server-sent events for a page.
 
 Creating and deleting are writes (a key when keys are set); listing is a read. A webhook URL that
 is not http(s), does not resolve or is private (unless RAG_FETCH_ALLOW_PRIVATE or
@@ -7,7 +8,13 @@ RAG_FETCH_ALLOW_HOSTS allow it) is a 422 sentence.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from rag.schema import DeletedOut
@@ -18,6 +25,11 @@ from .deps import get_service
 from .security import require_read, require_write
 
 router = APIRouter(tags=["watches"])
+
+# The stream looks for new events this often (one indexed SQLite read), and says it is alive
+# with a comment this often when there are none (proxies close idle connections).
+STREAM_POLL_S = 0.5
+KEEPALIVE_S = 15.0
 
 
 def _unknown(watch_id: str) -> HTTPException:
@@ -69,3 +81,40 @@ def watch_events(watch_id: str, service: Service = Depends(get_service)) -> list
     if found is None:
         raise _unknown(watch_id)
     return found
+
+
+# Not in the OpenAPI document: a stream that never ends cannot be described or fuzzed as an
+# operation with a response; README "Standing questions" describes it.
+@router.get("/watches/{watch_id}/stream", dependencies=[Depends(require_read)], include_in_schema=False)
+async def watch_stream(
+    watch_id: str, request: Request, service: Service = Depends(get_service),
+    after: str | None = Query(None, max_length=100, description="only events queued after this event id"),
+    last_event_id: str | None = Header(None, max_length=100),
+) -> StreamingResponse:
+    """Every event of the watch, oldest first, then each new one as it is queued: `id:` is the
+    delivery's id (a reconnecting EventSource resumes after it, by `Last-Event-ID`), `event:` its
+    type, `data:` the JSON body the webhook gets. An `error` event ends it if the watch is deleted."""
+    if await run_in_threadpool(service.watches.get, watch_id) is None:
+        raise _unknown(watch_id)
+    return StreamingResponse(
+        _events(service, watch_id, last_event_id or after, request), media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(service: Service, watch_id: str, after: str | None, request: Request) -> AsyncIterator[str]:
+    quiet_since = time.monotonic()
+    while not await request.is_disconnected():
+        found = await run_in_threadpool(service.watches.events, watch_id, after)
+        if found is None:
+            yield f"event: error\ndata: {json.dumps({'error': f'the watch {watch_id!r} was deleted'})}\n\n"
+            return
+        for event in found:
+            yield f"id: {event.id}\nevent: {event.type}\ndata: {json.dumps(event.payload, ensure_ascii=False)}\n\n"
+            after = event.id
+        if found:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > KEEPALIVE_S:
+            yield ": keep-alive\n\n"
+            quiet_since = time.monotonic()
+        await asyncio.sleep(STREAM_POLL_S)

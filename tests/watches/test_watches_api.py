@@ -3,6 +3,7 @@ delivery set off by `POST /documents` on a live uvicorn server."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -77,3 +78,47 @@ def test_an_article_posted_to_a_live_server_reaches_the_webhook_signed(make_serv
         assert event["id"] == got.id and event["type"] == "watch.answer" and event["attempts"] == 1
         assert event["payload"] == got.payload
         assert httpx.get(f"{base}/watches/{w['id']}").json()["notified"] == 1
+
+
+def _next_event(lines) -> dict:
+    """The next `id`/`event`/`data` block of a server-sent event stream."""
+    block: dict = {}
+    for line in lines:
+        if not line:
+            if "data" in block:
+                return block
+            block = {}
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(": ")
+        block[name] = value
+    raise AssertionError("the stream ended")
+
+
+def test_the_stream_replays_then_follows_and_resumes_after_the_last_event_id(make_service, receiver):
+    service = make_service(fetch_allow_private=True, watch_retry_s=0.2)
+    service.seed_if_needed()
+    with LiveServer(create_app(service, background_work=False)) as base:
+        w = httpx.post(f"{base}/watches", json={"question": QUESTION, "url": receiver.url}, timeout=30).json()
+        r = httpx.get(f"{base}/watches/w_nope/stream")
+        assert r.status_code == 404 and r.json() == {"error": "no watch with id 'w_nope'"}
+        with httpx.stream("GET", f"{base}/watches/{w['id']}/stream", timeout=30) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            assert httpx.post(f"{base}/documents", json=ARTICLE, timeout=60).status_code == 200
+            first = _next_event(stream.iter_lines())
+        assert first["event"] == "watch.answer"
+        assert json.loads(first["data"])["data"]["documents"] == ["nato-demand"]
+        [event] = httpx.get(f"{base}/watches/{w['id']}/events").json()
+        assert first["id"] == event["id"] and json.loads(first["data"]) == event["payload"]
+
+        later = {**ARTICLE, "id": "nato-demand-2", "text": "On Monday Russia went further and demanded that NATO "
+                 "withdraw its forces from Romania and Bulgaria, a spokesman said."}
+        assert httpx.post(f"{base}/documents", json=later, timeout=60).status_code == 200
+        with httpx.stream("GET", f"{base}/watches/{w['id']}/stream", headers={"Last-Event-ID": first["id"]},
+                          timeout=30) as stream:
+            resumed = _next_event(stream.iter_lines())
+        assert resumed["id"] != first["id"] and json.loads(resumed["data"])["data"]["documents"] == ["nato-demand-2"]
+        with httpx.stream("GET", f"{base}/watches/{w['id']}/stream", timeout=30) as stream:
+            replayed = _next_event(stream.iter_lines())
+        assert replayed["id"] == first["id"]  # without Last-Event-ID: from the first event
