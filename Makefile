@@ -11,7 +11,7 @@ CONSTRAINTS := constraints.txt
 INSTALL     := $(PIP) install -q -c $(CONSTRAINTS)
 # The web page tests drive Debian's Chromium (tests/api/test_web.py); no browser is downloaded.
 CHROMIUM    := /usr/bin/chromium
-# The metrics test scrapes a live server with Debian's Prometheus (tests/api/test_metrics.py).
+# The metrics test scrapes a live server with Debian's Prometheus (tests/api/test_prometheus.py).
 PROMETHEUS  := /usr/bin/prometheus
 
 # Models load only from installed packages: never reach for a model hub at run time.
