@@ -3,6 +3,7 @@ bare encode, each in one run so the load of a shared machine hits all columns al
 
     python -m eval.bench_vectors variants [--docs 60] [--json]
     python -m eval.bench_vectors ingest [--docs 150] [--json]
+    python -m eval.bench_vectors realtimeqa [--docs 200] [--json]
 
 `variants` exports the packaged model afresh into a temporary folder in several forms (the shipped
 dynamic int8; ONNX Runtime's transformer fusion before it; fp32 plain and fused; static int8 QDQ
@@ -17,6 +18,9 @@ slices); and the cosine to the torch model.
 slice: with the backend as shipped, with the former padded batches, and it times a bare encode of
 the very texts the ingest embeds with the shipped backend, so `ingest ÷ encode` is what the rest
 of the pipeline costs.
+
+`realtimeqa` ingests every gold article of the RealTime QA questions and the first `--docs` others, once
+each way, and scores the questions (as of their quiz dates) on both indexes.
 """
 
 from __future__ import annotations
@@ -340,6 +344,41 @@ class _Timed:
         return getattr(self._inner, name)
 
 
+def realtimeqa(args: argparse.Namespace) -> dict:
+    """RealTime QA on a subset (every gold article and the first `--docs` others), ingested once
+    with each text alone and once with the former padded batches: the same questions scored on both."""
+    from eval import realtimeqa as rt
+    from rag.config import Settings
+    from rag.service import Service
+
+    questions = rt.load_questions(rt.QUESTIONS)
+    gold = {q["gold_url"] for q in questions}
+    cache = Path(args.cache_dir) if args.cache_dir else Settings().cache_dir
+    work = Path(tempfile.mkdtemp(prefix="bench-vectors-rtqa-"))
+    subset = work / "subset.jsonl"
+    with gzip.open(CORPUS, "rt", encoding="utf-8") as fh, subset.open("w", encoding="utf-8") as out:
+        others = 0
+        for line in fh:
+            url = json.loads(line).get("url")
+            if url in gold or others < args.docs:
+                others += url not in gold
+                out.write(line)
+    report: dict = {"questions": len(questions)}
+    try:
+        for name, embedder in (("each text alone", OnnxEmbedder(cache_dir=cache)),
+                               ("padded batches (former)", PaddedBatchEmbedder(cache_dir=cache))):  # fmt: skip
+            service = Service(Settings(index_dir=work / name.split()[0], seeds_dir=work / "none"), embedder=embedder)
+            ingest_s = rt.ensure_ingested(service, subset)
+            row, _ = rt.run(service, questions, as_of=True)
+            report[name] = {"ingest_s": ingest_s, "chunks": service.health().chunks} | {
+                k: round(row[k], 3) for k in ("hit@1", "hit@5", "hit@10", "mrr@10", "mc_accuracy")}
+            service.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(report, indent=2))
+    return report
+
+
 def _embedded_texts(embedder: OnnxEmbedder, docs: list[Document], per_doc: bool = False) -> list:
     """The texts an ingest embeds for `docs` (chunks with their titles), flat or one list each."""
     from rag.ingestion.chunking import chunker_for
@@ -362,14 +401,15 @@ def _same_vectors(a, b) -> dict[str, float]:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("what", choices=["variants", "ingest"])
-    parser.add_argument("--docs", type=int, default=None, help="RealTime QA articles (variants: 60, ingest: 150)")
+    parser.add_argument("what", choices=["variants", "ingest", "realtimeqa"])
+    parser.add_argument("--docs", type=int, default=None,
+                        help="RealTime QA articles (variants: 60, ingest: 150, realtimeqa: 200 besides the gold ones)")
     parser.add_argument("--cache-dir", default=None, help="ingest: the ONNX cache (default: the settings')")
     parser.add_argument("--json", action="store_true", help="also print one JSON object")
     args = parser.parse_args()
     if args.docs is None:
-        args.docs = 60 if args.what == "variants" else 150
-    report = variants(args) if args.what == "variants" else ingest(args)
+        args.docs = {"variants": 60, "ingest": 150, "realtimeqa": 200}[args.what]
+    report = {"variants": variants, "ingest": ingest, "realtimeqa": realtimeqa}[args.what](args)
     if args.json:
         print(json.dumps(report))
 
