@@ -157,7 +157,7 @@ def _query_body(spec: dict[str, Any]) -> None:
         if option.get("type") == "array":
             option["uniqueItems"] = True
             option.setdefault("items", {}).update({"minLength": 1, "pattern": NOT_BLANK_PATTERN})
-    notes = ["`published_after` may not be later than `published_before`"]
+    notes = ["`published_after` may not be later than `published_before`", "`since` may not be later than `as_of`"]
     if "choices" in props:
         notes.append("no two `choices` may be the same once case and spacing are ignored")
     query["description"] = (query.get("description", "") + " Also refused (422): " + "; ".join(notes) + ".").strip()

@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.formats import unregister_string_format
 
 from rag.ingestion.documents import VISIBLE_PATTERN
 
-CROSS_FIELD = ("published_after is later than published_before", "two choices are the same")
+CROSS_FIELD = ("published_after is later than published_before", "two choices are the same", "since is later than as_of")
 # A webhook URL is admitted by what its host resolves to at the time (the fetch guard), which no
 # schema can state; the WatchIn schema says it in words.
 RESOLVED = "webhook URL refused: "

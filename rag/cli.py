@@ -204,6 +204,10 @@ def ask(
         str | None,
         typer.Option("--as-of", help="Answer as of this date or time (default now): later articles are left out."),
     ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only what articles published on or after YYYY-MM-DD add to earlier coverage."),
+    ] = None,
     choice: Annotated[
         list[str] | None, typer.Option("--choice", help="A multiple-choice option (repeat, 2 to 10).")
     ] = None,
@@ -219,6 +223,7 @@ def ask(
         query = Query(
             question=question, k=k, mode=mode, source=source, doc_ids=doc_id, published_after=after,
             published_before=before, recency=recency, as_of=as_of, choices=choice or None, generator=generator,
+            since=since,
         )
     except ValidationError as exc:
         fail(_first_error(exc), 2)

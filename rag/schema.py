@@ -54,6 +54,10 @@ class Query(BaseModel):
         "against as_of; a soft ranking prior, not a filter; off when published_after/published_before are given",
     )
     debug: bool = Field(False, description="add `debug`: how the search met its date limit")
+    since: date | None = Field(
+        None, description="only what articles published on or after this date add to the coverage before it: "
+        "passages whose sentences earlier articles do not already state, each naming the article it `updates`",
+    )
 
     @field_validator("question")
     @classmethod
@@ -92,6 +96,8 @@ class Query(BaseModel):
     def _dates_in_order(self) -> "Query":
         if self.published_after and self.published_before and self.published_after > self.published_before:
             raise ValueError("published_after is later than published_before")
+        if self.since and self.as_of and self.since > (self.as_of.date() if isinstance(self.as_of, datetime) else self.as_of):
+            raise ValueError("since is later than as_of")
         return self
 
 
@@ -109,6 +115,7 @@ class Passage(BaseModel):
     end: int
     text: str
     also_in: list[str] = Field(default_factory=list, description="near-duplicate articles with the same story")
+    updates: str | None = Field(None, description="with `since`: the earlier article this passage updates, if any")
 
 
 class AnswerOut(BaseModel):

@@ -19,6 +19,7 @@ from .ingestion.fetch import Fetcher, FetchPolicy
 from .ingestion.watcher import EventFn, FeedState, Watcher
 from .ingestion.web import UrlDocuments, read_url
 from .retrieval import Hit, Retriever, load_reranker
+from .retrieval import novelty
 from .retrieval.rerank import RerankStatus
 from .retrieval.timewindow import TimeWindow
 from .retrieval.timewindow import resolve as resolve_window
@@ -79,11 +80,21 @@ class Service:
         recency = self.settings.recency if query.recency is None else query.recency
         rerank, plan = RerankStatus(), Plan()
         window = self._time_window(query, cut)
+        earlier = None
+        if query.since is not None:  # only what articles from `since` on add (rag/retrieval/novelty.py)
+            filters, earlier = novelty.split(filters, query.since)
         hits = self.retriever.search(
             query.question, query.k, mode, filters, recency, dates.cutoff_instant(cut),
             self.settings.recency_half_life_days, rerank, (window.start, window.end) if window else None, plan,
         )
-        passages = self._passages(hits)
+        updates: dict[str, str] = {}
+        if earlier is not None:
+            before = self.retriever.search(
+                query.question, 2 * query.k, mode, earlier, recency, dates.cutoff_instant(cut),
+                self.settings.recency_half_life_days, RerankStatus(), None, Plan(),
+            )
+            hits, updates = novelty.whats_new(hits, before, self.embedder)
+        passages = self._passages(hits, updates)
         if on_event is not None:
             on_event(Retrieved(passages))
         extractive = extractive_from(self.settings, self._idf)
@@ -109,7 +120,7 @@ class Service:
             return None
         return resolve_window(query.question, datetime.fromtimestamp(dates.last_second(cut), timezone.utc))
 
-    def _passages(self, hits: list[Hit]) -> list[Passage]:
+    def _passages(self, hits: list[Hit], updates: dict[str, str] | None = None) -> list[Passage]:
         docs = self.index.store.documents_by_id(h.chunk.doc_id for h in hits)
         out = []
         for rank, h in enumerate((h for h in hits if h.chunk.doc_id in docs), start=1):
@@ -118,7 +129,7 @@ class Service:
                 Passage(
                     rank=rank, score=round(h.score, 6), doc_id=d.id, chunk_id=h.chunk.chunk_id, title=d.title,
                     source=d.source, published=d.published, start=h.chunk.start, end=h.chunk.end, text=h.chunk.text,
-                    also_in=h.also_in,
+                    also_in=h.also_in, updates=(updates or {}).get(h.chunk.chunk_id),
                 )
             )
         return out
