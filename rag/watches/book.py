@@ -109,8 +109,7 @@ class Watches:
             found = self.evaluate(watch, fresh)
             if found is not None:
                 queued.append(self._queue(watch, "watch.answer", found))
-        if queued:
-            self.deliverer.kick()
+                self.deliverer.kick()  # sent while the other watches are evaluated
         return queued
 
     def evaluate(self, watch: WatchRow, doc_ids: list[str] | None) -> Notification | None:
