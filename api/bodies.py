@@ -22,6 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.ingestion import strictjson
 
+from .errors import send_error
+
 
 def is_json(content_type: str) -> bool:
     """`application/json`, `application/x+json` and the like (parameters such as charset ignored)."""
@@ -152,11 +154,11 @@ class StrictJSONBodies:
         if body.strip():
             value, error = read(body)
             if error is not None:
-                await _send_error(send, 400, error)
+                await send_error(send, 400, error)
                 return
             error = self.type_error(scope, value)
             if error is not None:
-                await _send_error(send, 422, error)
+                await send_error(send, 422, error)
                 return
         await self.app(scope, _replay(body, receive), send)
 
@@ -187,10 +189,3 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-async def _send_error(send: Send, status: int, error: str) -> None:
-    data = json.dumps({"error": error}).encode()
-    await send({
-        "type": "http.response.start", "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
-    })
-    await send({"type": "http.response.body", "body": data})

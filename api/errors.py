@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import tempfile
@@ -14,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import Send
 
 from rag.embedding.base import EmbeddingError
 from rag.storage.space import StorageFull, storage_full
@@ -21,6 +23,15 @@ from rag.storage.space import StorageFull, storage_full
 log = logging.getLogger("rag.api")
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+async def send_error(send: Send, status: int, error: str, headers: dict[str, str] | None = None) -> None:
+    """The same JSON error, sent from pure ASGI middleware that answers before any route runs."""
+    body = json.dumps({"error": error}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _describe(errors: list[dict]) -> tuple[int, str]:

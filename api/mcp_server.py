@@ -301,17 +301,9 @@ class KeyedEndpoint:
         try:
             self.guard.check(_credentials(Headers(scope=scope)), write=False)
         except HTTPException as exc:
-            await _send_error(send, exc.status_code, str(exc.detail), exc.headers or {})
+            await errors.send_error(send, exc.status_code, str(exc.detail), exc.headers)
             return
         await self.app(scope, receive, send)
-
-
-async def _send_error(send: Send, status: int, error: str, headers: dict[str, str]) -> None:
-    body = json.dumps({"error": error}).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
 
 
 def install(app: FastAPI) -> None:

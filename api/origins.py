@@ -22,7 +22,6 @@ included; no other origin gets any CORS header, so other pages cannot read the a
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -33,6 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rag.config import Settings
 
+from .errors import send_error
 from .security import SecurityConfigError
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -188,7 +188,7 @@ class BrowserGuard:
         server = scope.get("server")
         if not self.hosts.allows(host, server[0] if server else None):
             shown = (host or "").strip()[:100]
-            await _send_json(send, 421, (
+            await send_error(send, 421, (
                 f"this server does not answer to the host name {shown!r}: a page whose name was re-pointed "
                 "at this machine is refused; add the name to RAG_ALLOWED_HOSTS if it is really this server's"
             ))
@@ -201,7 +201,7 @@ class BrowserGuard:
         elif method == "OPTIONS" and "access-control-request-method" in headers:
             refusal = self._preflight_refusal(headers, scheme)
         if refusal is not None:
-            await _send_json(send, 403, refusal)
+            await send_error(send, 403, refusal)
             return
         await self.app(scope, receive, send)
 
@@ -211,15 +211,6 @@ class BrowserGuard:
         if origin is not None and (origin in self.allowed or same_origin(origin, headers.get("host", ""), scheme)):
             return None
         return f"cross-origin requests from {(raw or 'this page')[:100]} are not allowed (RAG_CORS_ORIGINS lists those that are)"
-
-
-async def _send_json(send: Send, status: int, error: str) -> None:
-    body = json.dumps({"error": error}).encode()
-    await send({
-        "type": "http.response.start", "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-    })
-    await send({"type": "http.response.body", "body": body})
 
 
 def check(settings: Settings) -> tuple[tuple[str, ...], HostRule]:

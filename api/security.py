@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,8 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.config import Settings
+
+from .errors import send_error
 
 MIN_KEY_CHARS = 16
 UPLOAD_PATH = "/documents"
@@ -206,13 +207,8 @@ class BodyLimit:
 
 
 async def _send_json(send: Send, status: int, error: str) -> None:
-    body = json.dumps({"error": error}).encode()
-    await send({
-        "type": "http.response.start", "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close")],
-    })
-    await send({"type": "http.response.body", "body": body})
+    """Closing the connection: the body it refused is left unread."""
+    await send_error(send, status, error, {"connection": "close"})
 
 
 # --- wiring ------------------------------------------------------------------------------------
