@@ -273,12 +273,7 @@ def _prefer_recent(
         doc_id: math.pow(0.5, max(0.0, (as_of - t).total_seconds() / 86400) / half_life_days)
         for doc_id, t in when.items() if t is not None
     }
-    if not recency:
-        return ranked
-    undated = math.fsum(recency.values()) / len(recency)
-    top = max((s for _, s in ranked), default=1.0) or 1.0
-    blended = [(c, (1 - weight) * s / top + weight * recency.get(c.doc_id, undated)) for c, s in ranked]
-    return sorted(blended, key=lambda cs: -cs[1])
+    return _blend(ranked, recency, weight)
 
 
 def _prefer_window(
@@ -296,11 +291,17 @@ def _prefer_window(
         if t is not None:
             outside = max(0.0, (start - t).total_seconds(), (t - end).total_seconds()) / 86400
             close[d.id] = math.pow(0.5, outside / length)
-    if not close:
+    return _blend(ranked, close, weight)
+
+
+def _blend(ranked: list[tuple[ChunkRow, float]], prior: dict[str, float], weight: float) -> list[tuple[ChunkRow, float]]:
+    """(1 - w) * score/top + w * the article's prior; an article without one (undated) gets the
+    candidates' mean prior, and with no prior at all the ranking is left as it is."""
+    if not prior:
         return ranked
-    undated = math.fsum(close.values()) / len(close)
+    undated = math.fsum(prior.values()) / len(prior)
     top = max((s for _, s in ranked), default=1.0) or 1.0
-    blended = [(c, (1 - weight) * s / top + weight * close.get(c.doc_id, undated)) for c, s in ranked]
+    blended = [(c, (1 - weight) * s / top + weight * prior.get(c.doc_id, undated)) for c, s in ranked]
     return sorted(blended, key=lambda cs: -cs[1])
 
 
