@@ -6,14 +6,24 @@ Nothing else in the project defines a response shape.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from . import dates
 from .config import GeneratorKind, RetrievalMode
 
 MAX_QUESTION_CHARS = 2000
+
+
+def _not_blank(v: str) -> str:
+    if not v.strip():
+        raise ValueError("question must not be blank")
+    return v
+
+
+# A question as /query and a standing question take it: 1..2,000 characters, not only whitespace.
+Question = Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS), AfterValidator(_not_blank)]
 MAX_K = 50
 # Multiple-choice options: a quiz offers two to ten; one longer than a sentence is no option.
 MIN_CHOICES, MAX_CHOICES = 2, 10
@@ -25,7 +35,7 @@ class Query(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(..., min_length=1, max_length=MAX_QUESTION_CHARS)
+    question: Question
     k: int = Field(5, ge=1, le=MAX_K)
     answer: bool = True
     mode: RetrievalMode | None = Field(None, description="hybrid | dense | lexical; default from settings")
@@ -58,13 +68,6 @@ class Query(BaseModel):
         None, description="only what articles published on or after this date add to the coverage before it: "
         "passages whose sentences earlier articles do not already state, each naming the article it `updates`",
     )
-
-    @field_validator("question")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("question must not be blank")
-        return v
 
     @field_validator("as_of", mode="before")
     @classmethod

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..schema import MAX_QUESTION_CHARS, AnswerOut, Passage
+from ..schema import AnswerOut, Passage, Question
 
 SECRET_PREFIX = "whsec_"
 # Standard Webhooks: a secret of 24 to 64 random bytes, base64, prefixed whsec_.
@@ -47,7 +47,7 @@ class WatchIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(..., min_length=1, max_length=MAX_QUESTION_CHARS)
+    question: Question
     url: str = Field(..., min_length=1, max_length=MAX_URL_CHARS, description="the webhook: an http(s) URL")
     secret: str | None = Field(
         None, json_schema_extra={"pattern": SECRET_PATTERN}, description=f"signing secret, {SECRET_PREFIX}<base64 of {MIN_SECRET_BYTES}..{MAX_SECRET_BYTES} bytes>; "
@@ -57,13 +57,6 @@ class WatchIn(BaseModel):
         None, ge=0.0, le=1.0, description="a stricter relevance bar than RAG_MIN_RELEVANCE (never a looser one)"
     )
     filters: WatchFilters = Field(default_factory=WatchFilters)
-
-    @field_validator("question")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("question must not be blank")
-        return v
 
     @field_validator("secret")
     @classmethod
