@@ -26,11 +26,11 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag import observe
 
+from .scopes import route_template
 from .security import require_read
 
 PATH = "/metrics"
@@ -155,17 +155,9 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, watched)
         finally:
-            route = self._route(scope)
+            route = route_template(scope, self.routes)
             REQUESTS.labels(scope["method"], route, str(status)).inc()
             LATENCY.labels(scope["method"], route).observe(time.perf_counter() - t0)
-
-    def _route(self, scope: Scope) -> str:
-        """The template of the route that served the request (Starlette records it in the scope);
-        for a request refused before routing, the route its path would have matched."""
-        found = scope.get("route")
-        if found is None:
-            found = next((r for r in self.routes if r.matches(scope)[0] != Match.NONE), None)
-        return getattr(found, "path", None) or "unmatched"
 
 
 def install(app: FastAPI) -> None:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 from fastapi.testclient import TestClient
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from api import tracing
@@ -42,7 +41,6 @@ def test_a_span_per_request_with_a_child_per_stage(seeds_service):
     finally:
         tracing.access_log.removeHandler(lines)
         observe.unlisten(app.state.trace_stages)
-        FastAPIInstrumentor.uninstrument_app(app)
         provider.shutdown()
     assert r.status_code == 200 and missing.status_code == 404
     trace_id = r.headers["x-trace-id"]
@@ -77,7 +75,6 @@ def test_an_mcp_tool_calls_stages_hang_under_its_request(seeds_service):
             r = c.post("/mcp", headers=MCP_HEADERS, json=call)
     finally:
         observe.unlisten(app.state.trace_stages)
-        FastAPIInstrumentor.uninstrument_app(app)
         provider.shutdown()
     assert r.status_code == 200 and not r.json()["result"]["isError"], r.text
     trace_id = r.headers["x-trace-id"]
@@ -106,3 +103,22 @@ def test_without_the_endpoint_nothing_is_loaded(tmp_path):
     env = {k: v for k, v in rag_env(tmp_path).items() if not k.startswith("OTEL_")}
     out = subprocess.run([sys.executable, "-c", NO_TRACING], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
+def test_a_callers_traceparent_makes_the_request_its_child(seeds_service):
+    exporter = InMemorySpanExporter()
+    app = create_app(seeds_service)
+    provider = tracing.install(app, exporter)
+    caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    try:
+        with TestClient(app) as c:
+            r = c.get("/documents/nope", headers={"traceparent": f"00-{caller_trace}-{caller_span}-01"})
+            health = c.get("/health")
+    finally:
+        observe.unlisten(app.state.trace_stages)
+        provider.shutdown()
+    assert r.status_code == 404 and r.headers["x-trace-id"] == caller_trace
+    (request,) = [s for s in exporter.get_finished_spans() if format(s.context.trace_id, "032x") == caller_trace]
+    assert request.name == "GET /documents/{doc_id}" and format(request.parent.span_id, "016x") == caller_span
+    assert request.attributes["http.status_code"] == 404 and request.attributes["http.route"] == "/documents/{doc_id}"
+    assert health.status_code == 200 and "x-trace-id" not in health.headers  # probes are not traced
