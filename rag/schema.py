@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from . import dates
 from .config import GeneratorKind, RetrievalMode
@@ -25,6 +25,35 @@ def _not_blank(v: str) -> str:
 # A question as /query and a standing question take it: 1..2,000 characters, not only whitespace.
 Question = Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS), AfterValidator(_not_blank)]
 MAX_K = 50
+
+
+def _read_when(v: object) -> object:
+    """A string in any form `rag.dates` reads; a date stays a date, a time makes a datetime."""
+    if not isinstance(v, str):
+        return v
+    try:
+        found = dates.normalise(v)
+    except dates.DateError as exc:
+        raise ValueError(str(exc)) from None
+    return date.fromisoformat(found) if len(found) == 10 else dates.instant(found)
+
+
+def _published_in_order(after: date | None, before: date | None) -> None:
+    if after and before and after > before:
+        raise ValueError("published_after is later than published_before")
+
+
+# The limits /query and /timeline share: which articles a question is asked over, and as of when.
+Source = Annotated[str | None, Field(max_length=2000, description="only articles whose source starts with this")]
+PublishedAfter = Annotated[date | None, Field(description="inclusive; undated articles are kept (see include_undated)")]
+PublishedBefore = Annotated[date | None, Field(description="inclusive; undated articles are kept (see include_undated)")]
+IncludeUndated = Annotated[bool, Field(
+    description="keep articles with no date (every question is asked as of a time, so this always applies)"
+)]
+AsOf = Annotated[datetime | date | None, BeforeValidator(_read_when), Field(
+    description="answer as of this date or datetime (default now): later articles are left out, "
+    "recency is measured from it; also YYYY/MM/DD, RFC 822 and 'Sep 6, 2022'",
+)]
 # Multiple-choice options: a quiz offers two to ten; one longer than a sentence is no option.
 MIN_CHOICES, MAX_CHOICES = 2, 10
 MAX_CHOICE_CHARS = 300
@@ -39,20 +68,15 @@ class Query(BaseModel):
     k: int = Field(5, ge=1, le=MAX_K)
     answer: bool = True
     mode: RetrievalMode | None = Field(None, description="hybrid | dense | lexical; default from settings")
-    source: str | None = Field(None, max_length=2000, description="only articles whose source starts with this")
+    source: Source = None
     doc_ids: list[str] | None = Field(None, max_length=1000, description="only these articles")
-    published_after: date | None = Field(None, description="inclusive; undated articles are kept (see include_undated)")
-    published_before: date | None = Field(None, description="inclusive; undated articles are kept (see include_undated)")
-    include_undated: bool = Field(
-        True, description="keep articles with no date (every question is asked as of a time, so this always applies)"
-    )
+    published_after: PublishedAfter = None
+    published_before: PublishedBefore = None
+    include_undated: IncludeUndated = True
     recency: float | None = Field(
         None, ge=0.0, le=1.0, description="weight of recency against relevance; 0 = off; default RAG_RECENCY"
     )
-    as_of: datetime | date | None = Field(
-        None, description="answer as of this date or datetime (default now): later articles are left out, "
-        "recency is measured from it; also YYYY/MM/DD, RFC 822 and 'Sep 6, 2022'",
-    )
+    as_of: AsOf = None
     choices: list[str] | None = Field(
         None, min_length=MIN_CHOICES, max_length=MAX_CHOICES,
         description=f"multiple-choice options ({MIN_CHOICES} to {MAX_CHOICES}, each 1..{MAX_CHOICE_CHARS} characters): "
@@ -68,18 +92,6 @@ class Query(BaseModel):
         None, description="only what articles published on or after this date add to the coverage before it: "
         "passages whose sentences earlier articles do not already state, each naming the article it `updates`",
     )
-
-    @field_validator("as_of", mode="before")
-    @classmethod
-    def _read_as_of(cls, v: object) -> object:
-        """A string in any form `rag.dates` reads; a date stays a date, a time makes a datetime."""
-        if not isinstance(v, str):
-            return v
-        try:
-            found = dates.normalise(v)
-        except dates.DateError as exc:
-            raise ValueError(str(exc)) from None
-        return date.fromisoformat(found) if len(found) == 10 else dates.instant(found)
 
     @field_validator("choices")
     @classmethod
@@ -97,8 +109,7 @@ class Query(BaseModel):
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> "Query":
-        if self.published_after and self.published_before and self.published_after > self.published_before:
-            raise ValueError("published_after is later than published_before")
+        _published_in_order(self.published_after, self.published_before)
         if self.since and self.as_of and self.since > (self.as_of.date() if isinstance(self.as_of, datetime) else self.as_of):
             raise ValueError("since is later than as_of")
         return self
