@@ -1,4 +1,5 @@
-"""The JSON contract spoken by `POST /query`, `rag ask --json` and the evaluation harness.
+"""The JSON contract spoken by `POST /query`, `POST /timeline`, `rag ask --json`, `rag timeline --json`
+and the evaluation harness.
 
 Nothing else in the project defines a response shape.
 """
@@ -205,6 +206,79 @@ class QueryResponse(BaseModel):
     )
     time_window: TimeWindowOut | None = Field(None, description="the time the question names, when it names one")
     debug: SearchPlanOut | None = Field(None, description="present when the query asked for `debug`")
+
+
+# Passages a timeline gathers by default: one an article at the head of the list, so up to 20
+# articles, the several reports of a few developments; at most MAX_K, as for /query.
+TIMELINE_K = 20
+Day = date  # a field named `date` below would shadow the type in its own annotation
+
+
+class TimelineQuery(BaseModel):
+    """A question or topic whose story to lay out as dated events, as of a time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: Question
+    k: int = Field(
+        TIMELINE_K, ge=1, le=MAX_K, description="passages to gather before grouping (one an article at the head)"
+    )
+    mode: RetrievalMode | None = Field(None, description="hybrid | dense | lexical; default from settings")
+    source: Source = None
+    published_after: PublishedAfter = None
+    published_before: PublishedBefore = None
+    include_undated: IncludeUndated = True
+    as_of: AsOf = Field(
+        None, description="the story as of this date or datetime (default now): later articles are left out; "
+        "also YYYY/MM/DD, RFC 822 and 'Sep 6, 2022'",
+    )
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> "TimelineQuery":
+        _published_in_order(self.published_after, self.published_before)
+        return self
+
+
+class CitedSentence(BaseModel):
+    """One sentence of an article; `text == document.text[start:end]` exactly."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    title: str | None = None
+    source: str | None = Field(None, description="the article's URL or file")
+    published: str | None = None
+
+
+class TimelineArticle(BaseModel):
+    """An article of the story, with the republished copies folded into it."""
+
+    doc_id: str
+    title: str | None = None
+    source: str | None = Field(None, description="the article's URL or file")
+    published: str | None = None
+    relevance: float = Field(..., description="cosine of the question and the article's best passage")
+    also_in: list[str] = Field(default_factory=list, description="near-duplicate articles with the same story")
+
+
+class TimelineEvent(BaseModel):
+    """One development of the story: its articles, oldest first, and the sentence that best says it."""
+
+    date: Day = Field(..., description="the day (UTC) its earliest article was published")
+    sentence: CitedSentence = Field(..., description="its key sentence: the one of its articles closest to the question")
+    articles: list[TimelineArticle]
+
+
+class TimelineResponse(BaseModel):
+    question: str
+    answerable: bool = Field(
+        ..., description="the articles cover the question (the rule of /query); when false, nothing is listed"
+    )
+    events: list[TimelineEvent] = Field(..., description="oldest first")
+    undated: list[TimelineArticle] = Field(
+        default_factory=list, description="relevant articles without a date, which no timeline can place"
+    )
 
 
 class DocumentSummary(BaseModel):

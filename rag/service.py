@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import dates
-from .answering import Delta, Retrieved, draft, draft_choice, extractive_from, pick_generator
+from .answering import Delta, Retrieved, draft, draft_choice, extractive_from, is_answerable, pick_generator
 from .config import RetrievalMode, Settings
 from .embedding import Embedder, cpu_class, load_embedder
 from .ingestion import Document, load_path
@@ -19,13 +19,13 @@ from .ingestion.fetch import Fetcher, FetchPolicy
 from .ingestion.watcher import EventFn, FeedState, Watcher
 from .ingestion.web import UrlDocuments, read_url
 from .retrieval import Hit, Retriever, load_reranker
-from .retrieval import novelty
+from .retrieval import novelty, timeline
 from .retrieval.rerank import RerankStatus
 from .retrieval.timewindow import TimeWindow
 from .retrieval.timewindow import resolve as resolve_window
 from .schema import (
-    DocumentOut, DocumentSummary, FeedStatus, Health, Passage, Query, QueryResponse, RerankOut, SearchPlanOut,
-    TimeWindowOut,
+    CitedSentence, DocumentOut, DocumentSummary, FeedStatus, Health, Passage, Query, QueryResponse, RerankOut,
+    SearchPlanOut, TimelineArticle, TimelineEvent, TimelineQuery, TimelineResponse, TimeWindowOut,
 )
 from .storage import DocRow, Filters, Index, IndexPolicy, Maintainer, Manifest, Store
 from .storage.timerange import Plan
@@ -68,14 +68,7 @@ class Service:
         the question names is preferred softly (`time_window`); `choices` adds the
         multiple-choice answer (rag/answering/choices.py)."""
         cut = dates.cutoff(query.as_of or datetime.now(timezone.utc))
-        filters = Filters(
-            source=query.source,
-            doc_ids=tuple(query.doc_ids) if query.doc_ids is not None else None,
-            published_after=query.published_after.isoformat() if query.published_after else None,
-            published_before=query.published_before.isoformat() if query.published_before else None,
-            include_undated=query.include_undated,
-            as_of=cut,
-        )
+        filters = _filters(query, cut, tuple(query.doc_ids) if query.doc_ids is not None else None)
         mode = mode or query.mode or self.settings.retrieval_mode
         recency = self.settings.recency if query.recency is None else query.recency
         rerank, plan = RerankStatus(), Plan()
@@ -111,6 +104,33 @@ class Service:
             rerank=RerankOut(used=rerank.used, error=rerank.error) if self.retriever.reranker is not None else None,
             time_window=TimeWindowOut(start=window.start, end=window.end, words=window.words) if window else None,
             debug=SearchPlanOut(**plan.as_dict()) if query.debug else None,
+        )
+
+    def timeline(self, query: TimelineQuery) -> TimelineResponse:
+        """The story of a question as of `query.as_of` (default now): the articles the search finds,
+        under /query's relevance rules, grouped into dated events, oldest first
+        (rag/retrieval/timeline.py). Undated articles are listed apart.
+
+        The ranking has no recency prior and no named-time prior: a timeline wants the story's
+        beginning as much as its latest turn (published_after / published_before bound it)."""
+        cut = dates.cutoff(query.as_of or datetime.now(timezone.utc))
+        mode = query.mode or self.settings.retrieval_mode
+        hits = self.retriever.search(query.question, query.k, mode, _filters(query, cut), 0.0, dates.cutoff_instant(cut))
+        # Each article must pass the floor a question's best passage must pass on /query.
+        hits = [h for h in hits if h.relevance >= self.settings.min_relevance]
+        if not is_answerable(query.question, hits, self.settings.min_relevance):
+            return TimelineResponse(question=query.question, answerable=False, events=[], undated=[])
+        docs = self.index.store.documents_by_id(h.chunk.doc_id for h in hits)
+        events, undated = timeline.build(query.question, hits, docs, self.embedder)
+        return TimelineResponse(
+            question=query.question, answerable=True,
+            events=[
+                TimelineEvent(
+                    date=e.day, sentence=_cited(e.key, docs[e.key.doc_id]), articles=[_article(a) for a in e.articles]
+                )
+                for e in events
+            ],
+            undated=[_article(a) for a in undated],
         )
 
     @staticmethod
@@ -249,6 +269,32 @@ class Service:
         self.stop_maintenance()
         self.watches.close()
         self.index.close()
+
+
+def _filters(query: Query | TimelineQuery, cut: str, doc_ids: tuple[str, ...] | None = None) -> Filters:
+    """The limits a question is asked under: source, articles, dates, and nothing after `cut`."""
+    return Filters(
+        source=query.source,
+        doc_ids=doc_ids,
+        published_after=query.published_after.isoformat() if query.published_after else None,
+        published_before=query.published_before.isoformat() if query.published_before else None,
+        include_undated=query.include_undated,
+        as_of=cut,
+    )
+
+
+def _cited(c: timeline.Cited, d: DocRow) -> CitedSentence:
+    return CitedSentence(
+        doc_id=c.doc_id, start=c.start, end=c.end, text=c.text, title=d.title, source=d.source, published=d.published
+    )
+
+
+def _article(a: timeline.Article) -> TimelineArticle:
+    d = a.doc
+    return TimelineArticle(
+        doc_id=d.id, title=d.title, source=d.source, published=d.published, relevance=round(a.relevance, 6),
+        also_in=a.hit.also_in,
+    )
 
 
 def _feed_status(s: FeedState) -> FeedStatus:
