@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from . import dates
 from .answering import Delta, Retrieved, draft, draft_choice, extractive_from, is_answerable, pick_generator
 from .config import RetrievalMode, Settings
@@ -58,10 +60,12 @@ class Service:
 
     # --- questions ---------------------------------------------------------------------------
     def ask(
-        self, query: Query, mode: RetrievalMode | None = None, on_event: Callable[[Retrieved | Delta], None] | None = None
+        self, query: Query, mode: RetrievalMode | None = None, on_event: Callable[[Retrieved | Delta], None] | None = None,
+        *, vector: np.ndarray | None = None,
     ) -> QueryResponse:
         """Passages and a verified answer (rag/answering/drafting.py). `on_event`, for streaming, gets the
-        passages first, then each piece of the draft as it is generated.
+        passages first, then each piece of the draft as it is generated. `vector`: the question's
+        embedding, when the caller keeps it (a standing question's, asked again at each commit).
 
         As of `query.as_of` (default now): later articles are left out, undated ones follow
         `include_undated` (the one rule of rag/dates.py), and recency is measured from it; a time
@@ -79,6 +83,7 @@ class Service:
         hits = self.retriever.search(
             query.question, query.k, mode, filters, recency, dates.cutoff_instant(cut),
             self.settings.recency_half_life_days, rerank, (window.start, window.end) if window else None, plan,
+            vector=vector,
         )
         updates: dict[str, str] = {}
         if earlier is not None:

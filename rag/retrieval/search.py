@@ -107,14 +107,19 @@ class Retriever:
         filters: Filters | None = None, recency: float = 0.0, as_of: datetime | None = None,
         half_life_days: float = RECENCY_HALF_LIFE_DAYS, rerank_status: RerankStatus | None = None,
         window: tuple[datetime, datetime] | None = None, plan: Plan | None = None,
+        vector: np.ndarray | None = None,
     ) -> list[Hit]:
         """The k best passages. `recency` > 0 blends in how recent each article is, by its age
         at `as_of` (default now); `filters.as_of` is what leaves later articles out. `window`
         (start, end): the time the question names, preferred softly (WINDOW_WEIGHT).
         `rerank_status` is told whether the reranker re-ordered them or why it could not; `plan`
-        how the date limit was met in each segment and in the word index."""
-        with stage("embed"):
-            qvec = self.embedder.encode([question])[0]
+        how the date limit was met in each segment and in the word index. `vector`: the
+        question's embedding by this model, when the caller keeps it (standing questions do)."""
+        if vector is not None:
+            qvec = np.asarray(vector, dtype=np.float32)
+        else:
+            with stage("embed"):
+                qvec = self.embedder.encode([question])[0]
         plan = plan if plan is not None else Plan()
         ranked = self._candidates(question, qvec, max(MIN_CANDIDATES, k * CANDIDATE_FACTOR), mode, filters, plan)
         log.debug("search plan: %s", plan.as_dict())
