@@ -291,6 +291,13 @@ class Store:
             )
         elif filters:
             where, params = filters.sql()
+            if filters.doc_ids is not None:
+                # FTS5 meets a rowid range itself: only the listed articles' rows are scored, not
+                # every row of the archive a word matches (a commit's standing questions ask so).
+                lo, hi = self.vid_range(filters.doc_ids)
+                if lo is None:
+                    return []
+                where, params = f"f.rowid BETWEEN ? AND ? AND {where}", [lo, hi, *params]
             rows = self.connect().execute(
                 "SELECT f.rowid, bm25(chunks_fts) AS s FROM chunks_fts f JOIN chunks c ON c.vid = f.rowid "
                 f"JOIN documents d ON d.id = c.doc_id WHERE chunks_fts MATCH ? AND {where} ORDER BY s LIMIT ?",
@@ -308,6 +315,16 @@ class Store:
         match = '"' + word.replace('"', '""') + '"'
         row = self.connect().execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (match,)).fetchone()
         return int(row[0])
+
+    def vid_range(self, doc_ids: Iterable[str]) -> tuple[int | None, int | None]:
+        """The lowest and highest chunk id of these articles ((None, None) when they have none)."""
+        ids = list(doc_ids)
+        if not ids:
+            return None, None
+        row = self.connect().execute(
+            f"SELECT min(vid), max(vid) FROM chunks WHERE doc_id IN ({','.join('?' * len(ids))})", ids
+        ).fetchone()
+        return row[0], row[1]
 
     def filtered_vids(self, filters: Filters) -> list[int]:
         where, params = filters.sql()

@@ -152,3 +152,20 @@ def lexical_mode():
     from rag.config import RetrievalMode
 
     return RetrievalMode.lexical
+
+
+def test_an_article_limit_scores_only_those_rows_and_ranks_them_as_the_whole_index_does(make_service):
+    from rag.storage import Filters
+
+    s = make_service()
+    s.ingest(ARTICLES)
+    s.ingest(FILLER)
+    s.ingest([Document("late", "The ferry contract and the harbour tramline were approved by the council.")])
+    store = s.index.store
+    match = lexical.fts_query("council ferry contract harbour tramline costs")
+    listed = ("a0", "a5", "late")
+    every = [(v, sc) for v, sc in store.lexical(match, 100) if store.chunks_by_vid([v])[v].doc_id in listed]
+    assert store.lexical(match, 100, Filters(doc_ids=listed)) == every and len(every) == 3
+    assert store.lexical(match, 2, Filters(doc_ids=listed)) == every[:2]
+    assert store.lexical(match, 10, Filters(doc_ids=("no-such-article",))) == []
+    assert store.vid_range(["a5", "late"]) == (min(store.chunk_vids("a5")), max(store.chunk_vids("late")))
