@@ -19,6 +19,7 @@ from .embedding.base import EmbeddingError
 from .storage.index import IndexError_
 from .storage.space import StorageFull
 from .schema import Query, QueryResponse
+from .cli_timeline import timeline_command
 from .cli_watches import watches_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Question answering over news articles.")
@@ -280,6 +281,9 @@ def _stream_final(r: QueryResponse, json_out: bool) -> str:
         note = [f"-- verified: every sentence is supported by the passages it cites {a.citations}"]
     body = render(r.model_copy(update={"answer": None}))
     return "\n".join(["", "", *note, "", body]).rstrip()
+
+
+app.command("timeline")(timeline_command(open_service, fail, lambda exc: _first_error(exc), KNOWN_ERRORS))
 
 
 @app.command()
