@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from rag.config import Settings
 from rag.service import Service
 
-from . import routes_watches
+from . import routes_timeline, routes_watches
 from . import (
     errors, mcp_server, metrics, openapi, origins, routes_documents, routes_query, routes_stream, security, tracing, web,
 )
@@ -59,6 +59,7 @@ def create_app(service: Service | None = None, settings: Settings | None = None,
     tracing.install_if_enabled(app)  # spans, only with OTEL_EXPORTER_OTLP_ENDPOINT set
     origins.install(app, app.state.holder.settings)  # outermost: a refused Host or site reaches nothing
     app.include_router(routes_query.router)
+    app.include_router(routes_timeline.router)
     app.include_router(routes_stream.router)
     app.include_router(routes_documents.router)
     app.include_router(routes_watches.router)

@@ -55,6 +55,7 @@ _WHY = {
 OPERATIONS: dict[tuple[str, str], tuple[str, tuple[int, ...]]] = {
     ("post", "/query"): ("read", (400, 413, 422)),
     ("post", "/query/stream"): ("read", (400, 413, 422)),
+    ("post", "/timeline"): ("read", (400, 413, 422)),
     ("get", "/documents"): ("read", ()),
     ("get", "/documents/{doc_id}"): ("read", (404,)),
     ("get", "/health"): ("open", ()),
@@ -146,21 +147,25 @@ def _id_schema() -> dict[str, Any]:
 
 
 def _query_body(spec: dict[str, Any]) -> None:
-    """The question's and choices' rules, which Query's validators apply beyond types and lengths."""
-    query = spec.get("components", {}).get("schemas", {}).get("Query")
-    if query is None:
-        return
-    props = query.get("properties", {})
-    if "question" in props:
-        props["question"]["pattern"] = NOT_BLANK_PATTERN
-    for option in props.get("choices", {}).get("anyOf", []):
-        if option.get("type") == "array":
-            option["uniqueItems"] = True
-            option.setdefault("items", {}).update({"minLength": 1, "pattern": NOT_BLANK_PATTERN})
-    notes = ["`published_after` may not be later than `published_before`", "`since` may not be later than `as_of`"]
-    if "choices" in props:
-        notes.append("no two `choices` may be the same once case and spacing are ignored")
-    query["description"] = (query.get("description", "") + " Also refused (422): " + "; ".join(notes) + ".").strip()
+    """The question's and choices' rules, which the validators of Query and TimelineQuery apply
+    beyond types and lengths."""
+    schemas = spec.get("components", {}).get("schemas", {})
+    for query in (schemas.get("Query"), schemas.get("TimelineQuery")):
+        if query is None:
+            continue
+        props = query.get("properties", {})
+        if "question" in props:
+            props["question"]["pattern"] = NOT_BLANK_PATTERN
+        for option in props.get("choices", {}).get("anyOf", []):
+            if option.get("type") == "array":
+                option["uniqueItems"] = True
+                option.setdefault("items", {}).update({"minLength": 1, "pattern": NOT_BLANK_PATTERN})
+        notes = ["`published_after` may not be later than `published_before`"]
+        if "since" in props:
+            notes.append("`since` may not be later than `as_of`")
+        if "choices" in props:
+            notes.append("no two `choices` may be the same once case and spacing are ignored")
+        query["description"] = (query.get("description", "") + " Also refused (422): " + "; ".join(notes) + ".").strip()
 
 
 def _watch_body(spec: dict[str, Any]) -> None:

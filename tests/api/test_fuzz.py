@@ -132,8 +132,8 @@ def test_every_check_passes(fuzz_service, article_files):
     assert sum(cases.values()) >= 50 and len(cases) >= 7, cases
 
 
-# Every date field is in the body of /query and /query/stream; asking is cheap, so these two get
-# more examples, each date drawn at the calendar's ends as often as anywhere else.
+# Every date field is in the body of /query, /query/stream and /timeline; asking is cheap, so these
+# get more examples, each date drawn at the calendar's ends as often as anywhere else.
 DATE_EXAMPLES = 100
 
 
@@ -147,7 +147,8 @@ def calendar_edges(article_files):
 
 
 def test_date_fields_at_the_calendar_ends(seeds_service, calendar_edges):
-    failures, cases = run_all_checks(create_app(seeds_service), {}, DATE_EXAMPLES, ("fuzzing",), "^/query")
+    failures, cases = run_all_checks(create_app(seeds_service), {}, DATE_EXAMPLES, ("fuzzing",),
+                                     "^/(query|timeline)")
     print(f"schemathesis, dates at the calendar's ends: {sum(cases.values())} cases", dict(cases))
     assert not failures, "\n\n".join(failures[:10])
     assert sum(cases.values()) >= DATE_EXAMPLES, cases
@@ -166,4 +167,4 @@ def test_the_command_line_finds_nothing_against_a_live_server_with_a_key(fuzz_se
             capture_output=True, text=True, timeout=600,
         )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert "No issues found" in proc.stdout and "Tested: 12" in proc.stdout, proc.stdout[-2000:]
+    assert "No issues found" in proc.stdout and "Tested: 13" in proc.stdout, proc.stdout[-2000:]

@@ -15,8 +15,9 @@ from rag.config import Settings
 from rag.ingestion.documents import ID_PATTERN, has_visible
 
 KEY = "k" * 8 + "-openapi-test-key-01"
-READS = {("post", "/query"), ("post", "/query/stream"), ("get", "/documents"), ("get", "/documents/{doc_id}"),
-         ("get", "/watches"), ("get", "/watches/{watch_id}"), ("get", "/watches/{watch_id}/events")}
+READS = {("post", "/query"), ("post", "/query/stream"), ("post", "/timeline"), ("get", "/documents"),
+         ("get", "/documents/{doc_id}"), ("get", "/watches"), ("get", "/watches/{watch_id}"),
+         ("get", "/watches/{watch_id}/events")}
 WRITES = {("post", "/documents"), ("delete", "/documents/{doc_id}"), ("post", "/watches"), ("delete", "/watches/{watch_id}")}
 
 
@@ -58,7 +59,7 @@ def test_the_server_enforces_the_declared_security(make_service):
     c = TestClient(create_app(make_service(api_keys=KEY)))
     for (method, path), op in operations(c.get("/openapi.json").json()):
         url = path.replace("{doc_id}", "some-id").replace("{watch_id}", "w_some")
-        body = {"json": {"question": "ferry"}} if path.startswith("/query") else {}
+        body = {"json": {"question": "ferry"}} if path.startswith(("/query", "/timeline")) else {}
         if path == "/documents" and method == "post":
             body = {"json": {"text": "Ferry news."}}
         r = c.request(method.upper(), url, **body)
@@ -111,9 +112,10 @@ def test_text_patterns_are_the_server_rules():
             assert bool(text_rx.search(s)) == (has_visible(s) and "\x00" not in s), repr(s)
             assert bool(title_rx.search(s)) == has_visible(s), repr(s)
             assert bool(blank_rx.search(s)) == bool(s.strip()), repr(s)
-    query = spec_for()["components"]["schemas"]["Query"]
-    assert query["properties"]["question"]["pattern"] == NOT_BLANK_PATTERN
-    assert "published_after" in query["description"]
+    for name in ("Query", "TimelineQuery"):
+        query = spec_for()["components"]["schemas"][name]
+        assert query["properties"]["question"]["pattern"] == NOT_BLANK_PATTERN, name
+        assert "published_after" in query["description"], name
 
 
 @pytest.mark.parametrize("settings", [{}, {"api_keys": KEY, "protect_reads": True}])
