@@ -1,7 +1,7 @@
 """The web page at `/`: one static HTML page, its script and its styles, served from `api/static/`.
 
-No build step. The page talks to the JSON API (`POST /query`, `GET /documents/{id}`) like any
-other client and builds its DOM with `textContent`, so article text is never parsed as HTML.
+No build step. The page talks to the JSON API (`POST /query`, `POST /timeline`, `GET /documents/{id}`)
+like any other client and builds its DOM with `textContent`, so article text is never parsed as HTML.
 """
 
 from __future__ import annotations

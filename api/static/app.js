@@ -1,5 +1,6 @@
 // The page: ask POST /query, render the answer with linked [n] citations and each passage inside
-// a little context from its article (GET /documents/{id}).
+// a little context from its article (GET /documents/{id}); or ask POST /timeline and render the
+// story's events oldest first, each with its date, key sentence (in context) and citation.
 //
 // Article text is untrusted. Everything shown is built with createElement / textContent; this
 // file never assigns innerHTML.
@@ -16,12 +17,18 @@
   const modeSelect = $("mode");
   const asOfInput = $("as-of");
   const button = $("submit");
+  const timelineButton = $("timeline-submit");
   const status = $("status");
   const answerSection = $("answer");
   const answerText = $("answer-text");
   const passagesSection = $("passages");
   const passagesHeading = $("passages-heading");
   const list = $("passage-list");
+  const timelineSection = $("timeline");
+  const timelineHeading = $("timeline-heading");
+  const eventList = $("event-list");
+  const undatedSection = $("undated");
+  const undatedList = $("undated-list");
   const keyRow = $("key-row");
   const keyInput = $("api-key");
   const results = $("results");
@@ -44,6 +51,10 @@
 
   function passageId(rank) {
     return "passage-" + rank;
+  }
+
+  function plural(n, one, many) {
+    return n === 1 ? "1 " + one : n + " " + many;
   }
 
   // --- talking to the API ---------------------------------------------------------------------
@@ -251,6 +262,106 @@
     }
   }
 
+  // --- the timeline ---------------------------------------------------------------------------
+
+  // An article's URL as a link target, only when it is http(s): a source may be a file path or,
+  // from a hostile article, a javascript: URL.
+  function webUrl(source) {
+    try {
+      const url = new URL(source);
+      return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  // "doc-id, 2025-03-03, also in: a, b"
+  function articleLine(article) {
+    const item = el("li", "event-article");
+    item.dataset.docId = article.doc_id;
+    item.append(el("span", "title", article.title || article.doc_id));
+    const date = formatDate(article.published);
+    if (date) {
+      item.append(el("span", "sep", " \u00b7 "));
+      const time = el("time", "date", date.text);
+      if (date.iso) time.dateTime = date.iso;
+      item.append(time);
+    }
+    if (article.also_in && article.also_in.length) {
+      item.append(el("span", "copies", " \u00b7 also in " + article.also_in.join(", ")));
+    }
+    return item;
+  }
+
+  function renderEvent(event, index, gen) {
+    const item = el("li", "event");
+    item.id = "event-" + (index + 1);
+    const sentence = event.sentence;
+    item.dataset.docId = sentence.doc_id;
+
+    const head = el("div", "event-head");
+    const time = el("time", "event-date", event.date);
+    time.dateTime = event.date;
+    head.append(time);
+    head.append(el("h3", "title", event.articles[0].title || event.articles[0].doc_id));
+    item.append(head);
+
+    const quote = el("blockquote", "context");
+    renderQuote(quote, sentence, null);
+    item.append(quote);
+
+    // The citation: the article the sentence comes from, and where in it.
+    const cite = el("p", "meta citation");
+    const url = webUrl(sentence.source || "");
+    const name = sentence.title || sentence.doc_id;
+    if (url) {
+      const link = el("a", "source-link", name);
+      link.href = url;
+      link.rel = "noopener noreferrer";
+      cite.append(link);
+    } else {
+      cite.append(el("span", "source", sentence.source ? name + " (" + sentence.source + ")" : name));
+    }
+    cite.append(el("span", "sep", " \u00b7 "));
+    cite.append(el("span", "offsets", sentence.doc_id + ", characters " + sentence.start + "\u2013" + sentence.end));
+    item.append(cite);
+
+    const articles = el("ul", "event-articles");
+    articles.setAttribute("aria-label", plural(event.articles.length, "article", "articles") + " on this event");
+    articles.append(...event.articles.map(articleLine));
+    item.append(articles);
+
+    fetchDocument(sentence.doc_id).then((doc) => {
+      if (gen !== generation || !doc || typeof doc.text !== "string") return;
+      const context = contextAround(doc.text, sentence);
+      if (context) renderQuote(quote, sentence, context);
+    });
+    return item;
+  }
+
+  function renderTimeline(data, gen) {
+    answerSection.hidden = true;
+    passagesSection.hidden = true;
+    const events = Array.isArray(data.events) ? data.events : [];
+    const undated = Array.isArray(data.undated) ? data.undated : [];
+    eventList.replaceChildren(...events.map((e, i) => renderEvent(e, i, gen)));
+    undatedList.replaceChildren(...undated.map(articleLine));
+    timelineSection.hidden = events.length === 0;
+    undatedSection.hidden = undated.length === 0;
+    if (!data.answerable) {
+      setStatus(NOT_COVERED, "refused");
+      return;
+    }
+    const articles = events.reduce((n, e) => n + e.articles.length, 0);
+    if (events.length === 0) {
+      setStatus("No dated article tells this story, so there is no timeline to draw.", "refused");
+      return;
+    }
+    timelineHeading.textContent = "Timeline, " + events[0].date + " to " + events[events.length - 1].date;
+    setStatus("Timeline of " + plural(events.length, "event", "events") + " from " +
+      plural(articles, "article", "articles") + ", oldest first.", "done");
+  }
+
   // --- citations ------------------------------------------------------------------------------
 
   function reducedMotion() {
@@ -281,29 +392,40 @@
   function clearResults() {
     answerSection.hidden = true;
     passagesSection.hidden = true;
+    timelineSection.hidden = true;
+    undatedSection.hidden = true;
     answerText.replaceChildren();
     list.replaceChildren();
+    eventList.replaceChildren();
+    undatedList.replaceChildren();
   }
 
-  function busy(on) {
+  // Both buttons wait; the one pressed says so.
+  function busy(on, view) {
     button.disabled = on;
+    timelineButton.disabled = on;
     results.classList.toggle("stale", on);
     results.setAttribute("aria-busy", on ? "true" : "false");
-    button.textContent = on ? "Searching\u2026" : "Ask";
+    button.textContent = on && view !== "timeline" ? "Searching\u2026" : "Ask";
+    timelineButton.textContent = on && view === "timeline" ? "Searching\u2026" : "Timeline";
     form.setAttribute("aria-busy", on ? "true" : "false");
   }
 
-  function remember(question, k, mode, asOf) {
+  function remember(question, k, mode, asOf, view) {
     if (!history.replaceState) return;
     const params = new URLSearchParams({ q: question });
     if (k !== "5") params.set("k", k);
     if (mode) params.set("mode", mode);
     if (asOf) params.set("as_of", asOf);
+    if (view === "timeline") params.set("view", "timeline");
     history.replaceState(null, "", "?" + params.toString());
   }
 
-  async function ask(event) {
+  // Ask (Enter, or the Ask button): POST /query. The Timeline button: POST /timeline, with the
+  // server's own number of passages to gather (the Passages choice is the answer's).
+  async function ask(event, asked) {
     if (event) event.preventDefault();
+    const view = asked || (event && event.submitter === timelineButton ? "timeline" : "ask");
     const question = input.value.trim();
     if (!question) {
       setStatus("Type a question first.", "error");
@@ -311,18 +433,19 @@
       return;
     }
     const gen = ++generation;
-    const body = { question: question, k: Number(kSelect.value) || 5 };
+    const body = { question: question };
+    if (view !== "timeline") body.k = Number(kSelect.value) || 5;
     if (modeSelect.value) body.mode = modeSelect.value;
     // As of that day (its whole day counts); empty: the server's now.
     if (asOfInput.value) body.as_of = asOfInput.value;
-    remember(question, kSelect.value, modeSelect.value, asOfInput.value);
+    remember(question, kSelect.value, modeSelect.value, asOfInput.value, view);
 
-    busy(true);
+    busy(true, view);
     setStatus("Searching\u2026", "waiting");
     try {
       let response;
       try {
-        response = await fetch("/query", {
+        response = await fetch(view === "timeline" ? "/timeline" : "/query", {
           method: "POST",
           headers: headers({ "Content-Type": "application/json" }),
           body: JSON.stringify(body),
@@ -356,15 +479,23 @@
         setStatus("The server sent a reply this page cannot read.", "error");
         return;
       }
-      if (gen === generation) render(data, gen);
+      if (gen !== generation) return;
+      if (view === "timeline") {
+        clearResults();
+        renderTimeline(data, gen);
+      } else {
+        timelineSection.hidden = true;
+        undatedSection.hidden = true;
+        render(data, gen);
+      }
     } finally {
-      if (gen === generation) busy(false);
+      if (gen === generation) busy(false, view);
     }
   }
 
   form.addEventListener("submit", ask);
 
-  // A shared link (?q=...&k=...&mode=...&as_of=...) asks its question on load.
+  // A shared link (?q=...&k=...&mode=...&as_of=...&view=timeline) asks its question on load.
   const params = new URLSearchParams(window.location.search);
   if (params.get("k") && [...kSelect.options].some((o) => o.value === params.get("k"))) kSelect.value = params.get("k");
   if (params.get("mode") && [...modeSelect.options].some((o) => o.value === params.get("mode"))) {
@@ -373,7 +504,7 @@
   if (/^\d{4}-\d{2}-\d{2}$/.test(params.get("as_of") || "")) asOfInput.value = params.get("as_of");
   if (params.get("q")) {
     input.value = params.get("q");
-    ask(null);
+    ask(null, params.get("view") === "timeline" ? "timeline" : "ask");
   } else {
     input.focus();
   }
