@@ -1,10 +1,16 @@
 """`Watches`: create, list and delete standing questions, evaluate them after each commit, and
-hand what they find to the deliverer."""
+hand what they find to the deliverer.
+
+A commit is evaluated in two steps: every watch's stored question vector against the vectors of
+the new chunks in one matrix product (rag/watches/screen.py), then the full rule (a search of the
+new articles, the answer and its verification) only for the watches whose best new chunk reaches
+their relevance bar; the others would be refused by it anyway."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 import re
 import secrets
@@ -19,7 +25,7 @@ import numpy as np
 from ..config import Settings
 from ..ingestion.fetch import FetchError, FetchPolicy, check_url
 from ..schema import Passage, Query, QueryResponse
-from ..text import context_text
+from . import screen
 from .deliver import Deliverer
 from .models import (
     MAX_SECRET_BYTES, SECRET_PREFIX, Notification, PreviousAnswer, WatchCreated, WatchEventOut, WatchFilters, WatchIn,
@@ -40,7 +46,13 @@ class _Service(Protocol):
     index: Any
     embedder: Any
 
-    def ask(self, query: Query) -> QueryResponse: ...
+    def ask(self, query: Query, *, vector: np.ndarray | None = None) -> QueryResponse: ...
+
+
+# A commit's notifications are written to watches.sqlite together (one sync to disk), and handed
+# to the deliverer, once this many are waiting or this many seconds after the first of them.
+FLUSH_EVERY = 64
+FLUSH_S = 0.25
 
 
 class Watches:
@@ -66,10 +78,12 @@ class Watches:
             "w_" + uuid.uuid4().hex[:16], watch.question, watch.url, secret, watch.min_relevance,
             watch.filters.model_dump(mode="json"), _iso(time.time()), None,
         )
-        found = self.evaluate(row, None)  # what the archive says now: the first notification updates it
+        vector = self._encode([row.question])[0]
+        found = self.evaluate(row, None, vector)  # what the archive says now: the first notification updates it
         if found is not None:
             row = dataclasses.replace(row, last=_last(None, found))
         self.store.add_watch(row)
+        self.store.set_vectors(self._model, [(row.id, vector.tobytes())])
         return WatchCreated(**_out(row, 0).model_dump(), secret=secret)
 
     def list(self) -> list[WatchOut]:
@@ -104,29 +118,42 @@ class Watches:
         fresh = [d for d in ids if d in rows and rows[d].dup_of is None]
         if not fresh:
             return []
-        queued = []
-        for watch in watches:
-            found = self.evaluate(watch, fresh)
-            if found is not None:
-                queued.append(self._queue(watch, "watch.answer", found))
-                self.deliverer.kick()  # sent while the other watches are evaluated
-        return queued
+        vectors = self._vectors(watches)
+        go = self._screen(watches, vectors, [rows[d] for d in fresh])
+        as_of = datetime.now(timezone.utc)  # one "now" for the commit's watches
+        queue = _Queue(self)
+        try:
+            for i in np.flatnonzero(go):
+                found = self.evaluate(watches[i], fresh, vectors[i], as_of)
+                if found is not None:
+                    queue.add(watches[i], found)
+        finally:
+            queue.flush()  # what was found before a failure is still sent
+        return queue.ids
 
-    def evaluate(self, watch: WatchRow, doc_ids: list[str] | None) -> Notification | None:
+    def evaluate(
+        self, watch: WatchRow, doc_ids: list[str] | None, vector: np.ndarray | None = None,
+        as_of: datetime | None = None,
+    ) -> Notification | None:
         """The notification the articles `doc_ids` (None: the whole archive) give `watch`, or None
-        when they do not support a verified answer, or repeat the watch's last one."""
+        when they do not support a verified answer, or repeat the watch's last one. `vector`: the
+        question's embedding, when the caller has it."""
         f = WatchFilters.model_validate(watch.filters)
         query = Query(
-            question=watch.question, k=self.settings.top_k, doc_ids=doc_ids, source=f.source,
+            question=watch.question, k=self.settings.top_k, source=f.source,
             published_after=f.published_after, published_before=f.published_before,
-            include_undated=f.include_undated, recency=0.0, time_window=False,
+            include_undated=f.include_undated, recency=0.0, time_window=False, as_of=as_of,
         )
-        resp = self.service.ask(query)
+        if doc_ids is not None:  # not validated: a commit may hold more articles than a request may name
+            query = query.model_copy(update={"doc_ids": doc_ids})
+        if vector is None:
+            vector = self._encode([watch.question])[0]
+        resp = self.service.ask(query, vector=vector)
         answer = resp.answer
         if not resp.answerable or answer is None or not answer.verified or not answer.citations:
             return None
         cited = [p for p in resp.passages if p.rank in answer.citations]
-        if watch.min_relevance is not None and self._relevance(watch.question, cited) < watch.min_relevance:
+        if watch.min_relevance is not None and self._relevance(vector, cited) < watch.min_relevance:
             return None
         previous = self._previous(watch)
         if previous is not None and _same(previous.answer.text, answer.text):
@@ -154,7 +181,10 @@ class Watches:
         self.store.close()
 
     # --- parts -----------------------------------------------------------------------------------
-    def _queue(self, watch: WatchRow, kind: str, data: Notification | dict, schedule: bool = True) -> str:
+    def _event(
+        self, watch: WatchRow, kind: str, data: Notification | dict, schedule: bool = True
+    ) -> tuple[EventRow, dict | None]:
+        """A delivery ready to be written, and the answer the watch's next one will update."""
         now = time.time()
         event_id = "msg_" + uuid.uuid4().hex
         body = data.model_dump(mode="json") if isinstance(data, Notification) else data
@@ -163,22 +193,114 @@ class Watches:
             ensure_ascii=False, separators=(",", ":"),
         )
         last = _last(event_id, data) if isinstance(data, Notification) and kind == "watch.answer" else None
-        self.store.add_event(
-            EventRow(event_id, watch.id, kind, _iso(now), payload, "pending", 0, now if schedule else None, None, None,
-                     None),
-            last,
+        row = EventRow(
+            event_id, watch.id, kind, _iso(now), payload, "pending", 0, now if schedule else None, None, None, None
         )
-        return event_id
+        return row, last
+
+    def _queue(self, watch: WatchRow, kind: str, data: Notification | dict, schedule: bool = True) -> str:
+        event, last = self._event(watch, kind, data, schedule)
+        self.store.add_event(event, last)
+        return event.id
 
     @staticmethod
     def _previous(watch: WatchRow) -> PreviousAnswer | None:
         return None if watch.last is None else PreviousAnswer.model_validate(watch.last)
 
-    def _relevance(self, question: str, passages: list[Passage]) -> float:
-        """The best cosine of question and cited passage, as retrieval measures relevance."""
-        texts = [question] + [context_text(p.title, p.text) for p in passages]
-        vecs = np.asarray(self.service.embedder.encode(texts))
-        return float(max(vecs[1:] @ vecs[0])) if passages else 0.0
+    @property
+    def _model(self) -> str:
+        """What makes question vectors: the embedder's identity (weights, backend, export, runtime)."""
+        ident = dataclasses.asdict(self.service.embedder.identity)
+        ident.pop("path", None)  # the same weights wherever they were loaded from
+        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.service.embedder.encode(texts), dtype=np.float32)
+
+    def _vectors(self, watches: list[WatchRow]) -> np.ndarray:
+        """The watches' question vectors (rows, in order): stored ones, and the others encoded
+        now in one call and stored (watches made by another model, or before vectors were kept)."""
+        model = self._model
+        stored = self.store.vectors(model)
+        missing = [w for w in watches if w.id not in stored]
+        if missing:
+            made = self._encode([w.question for w in missing])
+            self.store.set_vectors(model, [(w.id, v.tobytes()) for w, v in zip(missing, made)])
+            stored |= {w.id: v.tobytes() for w, v in zip(missing, made)}
+        return np.stack([np.frombuffer(stored[w.id], dtype=np.float32) for w in watches])
+
+    def _bar(self, watch: WatchRow) -> float:
+        """The cosine the best new chunk must reach for the full rule to notify: the floor every
+        question's best passage must pass, or the watch's own stricter one."""
+        return max(self.settings.min_relevance, watch.min_relevance or 0.0)
+
+    def _screen(self, watches: list[WatchRow], vectors: np.ndarray, docs: list[Any]) -> np.ndarray:
+        """Which watches go on to the full rule (bool per watch): those whose best new chunk
+        among the articles their filters admit reaches their bar (rag/watches/screen.py)."""
+        index = self.service.index
+        owner = {vid: d for d in docs for vid in index.store.chunk_vids(d.id)}
+        held = index.vectors_present(list(owner))  # the vectors the search scores, as stored
+        vids = list(held)
+        chunks = np.stack([held[v] for v in vids]) if vids else np.zeros((0, vectors.shape[1]), np.float32)
+        best = np.full(len(watches), -np.inf, np.float32)
+        groups: dict[str, list[int]] = {}
+        for i, w in enumerate(watches):
+            groups.setdefault(json.dumps(w.filters, sort_keys=True), []).append(i)
+        for members in groups.values():
+            f = WatchFilters.model_validate(watches[members[0]].filters)
+            cols = np.fromiter((_admits(f, owner[v]) for v in vids), dtype=bool, count=len(vids))
+            best[members] = screen.best_scores(vectors[members], chunks[cols])
+        return screen.passing(best, np.array([self._bar(w) for w in watches], dtype=np.float32))
+
+    def _relevance(self, vector: np.ndarray, passages: list[Passage]) -> float:
+        """The best cosine of the question and a cited passage's chunks as stored: the measure of
+        the relevance floor, so the pre-screen can apply a watch's own bar too."""
+        store = self.service.index.store
+        vids = []
+        for p in passages:
+            chunks = store.chunks_by_vid(store.chunk_vids(p.doc_id)).values()
+            vids += [c.vid for c in chunks if c.start >= p.start and c.end <= p.end]
+        vecs = self.service.index.vectors_present(vids)
+        return max((float(v @ vector) for v in vecs.values()), default=0.0)
+
+
+class _Queue:
+    """A commit's notifications, written to watches.sqlite in groups (each before it is sent)
+    and handed to the deliverer group by group, so the first goes out while the other watches
+    are still evaluated."""
+
+    def __init__(self, watches: Watches) -> None:
+        self.watches = watches
+        self.ids: list[str] = []
+        self._waiting: list[tuple[EventRow, dict | None]] = []
+        self._since = 0.0
+
+    def add(self, watch: WatchRow, found: Notification) -> None:
+        if not self._waiting:
+            self._since = time.monotonic()
+        self._waiting.append(self.watches._event(watch, "watch.answer", found))
+        if len(self._waiting) >= FLUSH_EVERY or time.monotonic() - self._since >= FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._waiting:
+            return
+        self.watches.store.add_events(self._waiting)
+        self.ids += [e.id for e, _ in self._waiting]
+        self._waiting = []
+        self.watches.deliverer.kick()
+
+
+def _admits(f: WatchFilters, doc: Any) -> bool:
+    """Whether the search's limits may admit this article (its source and day; the as-of time is
+    left out, so this admits at least what the search does: the screen stays on the safe side)."""
+    if f.source is not None and not (doc.source or "").startswith(f.source):
+        return False
+    day = doc.published[:10] if doc.published else None
+    if day is None:
+        return f.include_undated
+    return not ((f.published_after and day < f.published_after.isoformat())
+                or (f.published_before and day > f.published_before.isoformat()))
 
 
 def _last(event_id: str | None, found: Notification) -> dict:

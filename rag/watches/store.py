@@ -1,5 +1,6 @@
-"""watches.sqlite: the standing questions, the articles each has been told about, and every
-delivery with its state. SQLite in WAL mode, committed before anything is sent, so a kill or a
+"""watches.sqlite: the standing questions, the articles each has been told about, every
+delivery with its state, and each question's embedding (per model, so a commit's pre-screen is
+one matrix product). SQLite in WAL mode, committed before anything is sent, so a kill or a
 restart loses no delivery (a delivery in flight is sent again: at-least-once, same id)."""
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_due ON events (status, next_at);
 CREATE INDEX IF NOT EXISTS events_watch ON events (watch_id, created);
+-- A question's embedding (float32) by what made it (`model`: the embedder's identity and CPU
+-- class), so a commit encodes only questions it has not seen; another model encodes them anew.
+CREATE TABLE IF NOT EXISTS vectors (
+    watch_id TEXT NOT NULL, model TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (watch_id, model)
+);
 """
 
 
@@ -127,7 +133,25 @@ class WatchStore:
         with self._db() as db:
             found = db.execute("DELETE FROM watches WHERE id = ?", (watch_id,)).rowcount > 0
             db.execute("DELETE FROM events WHERE watch_id = ?", (watch_id,))
+            db.execute("DELETE FROM vectors WHERE watch_id = ?", (watch_id,))
         return found
+
+    def vectors(self, model: str) -> dict[str, bytes]:
+        """The stored question embeddings `model` made, by watch id."""
+        if not self.exists:
+            return {}
+        with self._db() as db:
+            return dict(db.execute("SELECT watch_id, vector FROM vectors WHERE model = ?", (model,)).fetchall())
+
+    def set_vectors(self, model: str, rows: list[tuple[str, bytes]]) -> None:
+        """Keep these question embeddings (a watch deleted meanwhile keeps none)."""
+        if not rows:
+            return
+        with self._db() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO vectors (watch_id, model, vector) SELECT ?, ?, ? "
+                "WHERE EXISTS (SELECT 1 FROM watches WHERE id = ?)", [(w, model, v, w) for w, v in rows],
+            )
 
     def notified_counts(self) -> dict[str, int]:
         if not self.exists:
@@ -139,14 +163,19 @@ class WatchStore:
     # --- events --------------------------------------------------------------------------------
     def add_event(self, e: EventRow, last: dict | None = None) -> None:
         """Queue a delivery; `last`: the answer it carries, which the watch's next one updates."""
+        self.add_events([(e, last)])
+
+    def add_events(self, queued: list[tuple[EventRow, dict | None]]) -> None:
+        """Queue deliveries in one transaction (one sync to disk for a commit's notifications)."""
         with self._db() as db:
-            db.execute(
-                f"INSERT INTO events ({_EVENT_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (e.id, e.watch_id, e.type, e.created, e.payload, e.status, e.attempts, e.next_at, e.last_status,
-                 e.last_error, e.delivered),
-            )
-            if last is not None:
-                db.execute("UPDATE watches SET last = ? WHERE id = ?", (json.dumps(last), e.watch_id))
+            for e, last in queued:
+                db.execute(
+                    f"INSERT INTO events ({_EVENT_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (e.id, e.watch_id, e.type, e.created, e.payload, e.status, e.attempts, e.next_at, e.last_status,
+                     e.last_error, e.delivered),
+                )
+                if last is not None:
+                    db.execute("UPDATE watches SET last = ? WHERE id = ?", (json.dumps(last), e.watch_id))
 
     def event(self, event_id: str) -> EventRow | None:
         if not self.exists:
