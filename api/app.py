@@ -50,6 +50,10 @@ def create_app(service: Service | None = None, settings: Settings | None = None,
         description="Ask questions of a collection of news articles; every passage cites its article by offsets.",
         redirect_slashes=False,  # no route ends in a slash: `/documents/` is a 404, not a redirect
         lifespan=background if background_work else None,
+        # FastAPI traces natively once a global tracer provider is set (api/tracing.py sets one):
+        # a second request span and spans per dependency and endpoint, doubling what a request
+        # costs to trace. api/tracing.py owns the request's span; its metrics and logs stay.
+        telemetry={"tracing": False},
     )
     app.state.holder = ServiceHolder(service, settings)
     errors.install(app)

@@ -122,3 +122,31 @@ def test_a_callers_traceparent_makes_the_request_its_child(seeds_service):
     assert request.name == "GET /documents/{doc_id}" and format(request.parent.span_id, "016x") == caller_span
     assert request.attributes["http.status_code"] == 404 and request.attributes["http.route"] == "/documents/{doc_id}"
     assert health.status_code == 200 and "x-trace-id" not in health.headers  # probes are not traced
+
+
+ONE_REQUEST_SPAN = """
+from fastapi.testclient import TestClient
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from api.app import create_app
+app = create_app()
+memory = InMemorySpanExporter()
+trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(memory))
+with TestClient(app) as c:
+    r = c.post("/query", json={"question": "What does Russia demand on NATO?"})
+assert r.status_code == 200, r.text
+spans = [s for s in memory.get_finished_spans() if format(s.context.trace_id, "032x") == r.headers["x-trace-id"]]
+print(sorted(s.name for s in spans))
+"""
+
+
+def test_with_the_endpoint_set_each_request_has_one_span_of_its_own(tmp_path):
+    """As `rag serve` runs it: the process's provider is global, which would also switch on FastAPI's
+    own request and operation spans; the request must still be one span with its stages under it."""
+    env = {**rag_env(tmp_path), "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}  # never reached: no span is flushed
+    out = subprocess.run([sys.executable, "-c", ONE_REQUEST_SPAN], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    names = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - the list the child printed
+    assert names.count("POST /query") == 1 and STAGES <= set(names), names
+    assert not [n for n in names if n.startswith("fastapi.")], names
