@@ -374,12 +374,15 @@ def _search_child(root: Path, name: str, structure: str, workdir: Path) -> None:
 def _interleaved(view: segments.View, queries: np.ndarray, truth: np.ndarray, ranges: dict[str, TimeRange],
                  truths: dict[str, np.ndarray]) -> tuple[dict, dict]:
     """Undated and each date limit query by query, so load from elsewhere falls on all alike;
-    each limit's p50 also as a ratio to the undated p50, with the strategy the segment took."""
+    each limit's p50 also as a ratio to the undated p50, with the strategy the segment took. Which
+    goes first turns with each query: the first pays for the rows of the vectors file the others
+    then find in the page cache."""
     lat: dict[str, list[float]] = {"": [], **{name: [] for name in ranges}}
     recall: dict[str, list[float]] = {name: [] for name in lat}
     plans = {name: Plan() for name in ranges}
+    names = list(lat)
     for i, q in enumerate(queries):
-        for name in lat:
+        for name in names[i % len(names):] + names[: i % len(names)]:
             want = truth[i] if not name else truths[name][i]
             t0 = time.perf_counter()
             got = view.search(q, 10) if not name else view.search(q, 10, within=ranges[name], plan=plans[name])
@@ -414,6 +417,7 @@ def main() -> None:
     g = sub.add_parser("scale", help="one segment of N vectors: memory, latency, recall, build time")
     g.add_argument("--n", type=int, default=10_000_000)
     g.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bench-scale")
+    g.add_argument("--keep", action="store_true", help="keep the workdir: `_search ROOT NAME STRUCTURE WORKDIR` measures it again")
     for p in (s, c, g):
         p.add_argument("--json", action="store_true")
     h = sub.add_parser("_search")
@@ -436,7 +440,8 @@ def main() -> None:
         print(json.dumps(rows, indent=2) if args.json else commit_table(rows))
     else:
         result = scale(args.n, args.workdir)
-        shutil.rmtree(args.workdir, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(args.workdir, ignore_errors=True)
         print(json.dumps(result, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
 
 
