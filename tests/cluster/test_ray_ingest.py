@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from eval.ray_cluster import RAY_ENV, wait_for
@@ -126,9 +127,14 @@ def test_backfill_survives_losing_its_worker_node(ray_cluster, tmp_path):
     try:
         worker = ray_cluster.worker_raylet()
 
+        def busy_map_worker(proc: psutil.Process) -> bool:
+            try:
+                return "MapWorker" in " ".join(proc.cmdline()) and proc.cpu_percent(0.2) > 20
+            except psutil.Error:  # the process ended (or turned zombie) while being looked at
+                return False
+
         def embedding_on_worker() -> bool:  # an actor process busy under the worker's raylet
-            kids = worker.children(recursive=True)
-            return any("MapWorker" in " ".join(k.cmdline()) and k.cpu_percent(0.2) > 20 for k in kids if k.is_running())
+            return any(busy_map_worker(k) for k in worker.children(recursive=True))
 
         assert wait_for(embedding_on_worker, timeout=240), "no embedding actor ran on the worker node"
         time.sleep(3)
