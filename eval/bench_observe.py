@@ -1,12 +1,16 @@
 """What watching the service costs, and what MCP costs: warm `POST /query` latency with metrics and
 tracing on against both off, and MCP `ask` over streamable HTTP against `POST /query`.
 
-Two `rag serve` processes over one index of the seeds, pinned to the same core: one watched
+Two `rag serve` processes over one index of the seeds, pinned to the same core (the client on
+the others): one watched
 (RAG_METRICS=true and/or OTEL_EXPORTER_OTLP_ENDPOINT at an OTLP/HTTP sink on loopback, so spans
 are really encoded and sent), one with RAG_METRICS=false and no endpoint. Requests alternate
-between them one at a time, so other load on the machine falls on both alike; each trial starts
+between them one at a time, 5 ms apart, so other load on the machine falls on both alike and
+neither server's after-response work lands on the other's request; each trial starts
 fresh processes in alternating order, and the figure is the median over trials of the ratio of
-the p50s (`--watching none` measures the method's own noise). The MCP comparison runs on the
+the p50s (`--watching none` measures the method's own noise). Beside latency, each server's CPU
+per measured request (from /proc, until the last spans were exported): a span made after its
+response was sent costs CPU on the shared core but no latency, so both are reported. The MCP comparison runs on the
 plain server: the SDK's client (one session) against an httpx client (one connection), alternating.
 
     .venv/bin/python -m eval.bench_observe [--watching both|metrics|tracing|none] [--sample R] [--trials 4] [--json]
@@ -34,6 +38,12 @@ from .serving import free_port, wait_until_up
 ROOT = Path(__file__).resolve().parents[1]
 GOLD = ROOT / "eval" / "gold" / "seeds.jsonl"
 WARMUP = 20
+# The SDK's batch span processor exports every 5 s (OTEL_BSP_SCHEDULE_DELAY): wait that long after
+# the last request so its spans' encoding and sending are in the CPU figure.
+EXPORT_WAIT_S = 5.5
+# Idle time after each request, so work a server does after sending its answer (ending spans,
+# the access log line) is done before the other server, on the same core, gets its question.
+GAP_S = 0.005
 
 
 class _Sink(BaseHTTPRequestHandler):
@@ -82,19 +92,35 @@ def summary(ms: list[float]) -> dict:
     return {"p50_ms": round(statistics.median(ms), 2), "p90_ms": round(ms[int(0.9 * (len(ms) - 1))], 2), "n": len(ms)}
 
 
-def observed_against_plain(on: str, off: str, qs: list[str], rounds: int) -> dict:
-    """Alternating warm queries: the same question to each server in turn, which goes first alternating too."""
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process and its threads so far (Linux /proc; 10 ms ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def observed_against_plain(on: str, off: str, qs: list[str], rounds: int, pids: dict[str, int]) -> dict:
+    """Alternating warm queries: the same question to each server in turn, which goes first
+    alternating too. Also each server's CPU per measured request, counted until the spans of the
+    last requests were exported (work done after a response is sent is in it, not in latency)."""
     times: dict[str, list[float]] = {"on": [], "off": []}
+    cpu0: dict[str, float] = {}
     with httpx.Client(timeout=60) as c:
         for i in range(WARMUP + rounds):
+            if i == WARMUP:
+                cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
             q = {"question": qs[i % len(qs)]}
             order = [("on", on), ("off", off)] if i % 2 == 0 else [("off", off), ("on", on)]
             for name, url in order:
                 ms = timed(lambda: c.post(f"{url}/query", json=q).raise_for_status())
                 if i >= WARMUP:
                     times[name].append(ms)
+                time.sleep(GAP_S)
+    time.sleep(EXPORT_WAIT_S)
+    cpu_ms = {name: round((cpu_seconds(pid) - cpu0[name]) / rounds * 1000, 2) for name, pid in pids.items()}
     on_s, off_s = summary(times["on"]), summary(times["off"])
-    return {"on": on_s, "off": off_s, "p50_ratio": round(on_s["p50_ms"] / off_s["p50_ms"], 4)}
+    on_s["cpu_ms_per_request"], off_s["cpu_ms_per_request"] = cpu_ms["on"], cpu_ms["off"]
+    return {"on": on_s, "off": off_s, "p50_ratio": round(on_s["p50_ms"] / off_s["p50_ms"], 4),
+            "cpu_ratio": round(cpu_ms["on"] / cpu_ms["off"], 4)}
 
 
 async def mcp_against_query(url: str, qs: list[str], rounds: int) -> dict:
@@ -139,6 +165,10 @@ def main() -> None:
     plain = {"RAG_METRICS": "false"}
     # Both servers on one core: neither gains from where the scheduler puts it or its neighbours.
     cpu = max(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    if cpu is not None and len(os.sched_getaffinity(0)) > 1:
+        # The client (and the OTLP sink) on the other cores: woken on the servers' core, it would
+        # wait for whatever a server does after answering, and count that as the server's latency.
+        os.sched_setaffinity(0, os.sched_getaffinity(0) - {cpu})
     qs = questions()
     trials: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench-observe-") as tmp:
@@ -148,10 +178,12 @@ def main() -> None:
             order = [("on", watched), ("off", plain)] if trial % 2 else [("off", plain), ("on", watched)]
             procs, urls = [], {}
             try:
+                pids = {}
                 for name, env in order:
                     proc, urls[name] = start(folder, name, cpu, **env)
                     procs.append(proc)
-                trials.append(observed_against_plain(urls["on"], urls["off"], qs, args.rounds))
+                    pids[name] = proc.pid
+                trials.append(observed_against_plain(urls["on"], urls["off"], qs, args.rounds, pids))
                 if trial == 0:
                     with httpx.Client() as c:
                         traced = "x-trace-id" in c.post(f"{urls['on']}/query", json={"question": qs[0]}).headers
@@ -162,7 +194,9 @@ def main() -> None:
                     p.terminate()
                     p.wait(60)
     ratios = [t["p50_ratio"] for t in trials]
-    observed = {"p50_ratio_median": round(statistics.median(ratios), 4), "p50_ratios": ratios, "trials": trials}
+    cpu_ratios = [t["cpu_ratio"] for t in trials]
+    observed = {"p50_ratio_median": round(statistics.median(ratios), 4), "p50_ratios": ratios,
+                "cpu_ratio_median": round(statistics.median(cpu_ratios), 4), "cpu_ratios": cpu_ratios, "trials": trials}
     result = {
         "corpus": "seeds (5 articles)", "questions": len(qs), "rounds": args.rounds, "watching": args.watching,
         "sampled": args.sample if args.sample is not None else 1.0, "pinned_cpu": cpu,
@@ -174,7 +208,8 @@ def main() -> None:
         m = mcp
         print(f"warm /query p50 with {args.watching} on against none: "
               + ", ".join(f"{(r - 1) * 100:+.1f}%" for r in ratios)
-              + f" (median {(observed['p50_ratio_median'] - 1) * 100:+.1f}%)", file=sys.stderr)
+              + f" (median {(observed['p50_ratio_median'] - 1) * 100:+.1f}%); CPU per request "
+              + f"{(observed['cpu_ratio_median'] - 1) * 100:+.1f}%", file=sys.stderr)
         print(f"p50: MCP ask over HTTP {m['mcp_ask']['p50_ms']} ms, POST /query {m['post_query']['p50_ms']} ms "
               f"({m['p50_extra_ms']:+.2f} ms)", file=sys.stderr)
     print(json.dumps(result, indent=2))

@@ -60,6 +60,53 @@ def test_a_span_per_request_with_a_child_per_stage(seeds_service):
     assert any("POST /query 200" in line and f"trace_id={trace_id}" in line for line in lines.lines), lines.lines
 
 
+def test_a_request_the_sampler_leaves_out_records_nothing(seeds_service, monkeypatch):
+    """OTEL_TRACES_SAMPLER=always_off: the request still gets a trace id (its log line and header
+    name it) but neither it nor its stages become spans."""
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    exporter = InMemorySpanExporter()
+    app = create_app(seeds_service)
+    provider = tracing.install(app, exporter)
+    try:
+        with TestClient(app) as c:
+            r = c.post("/query", json={"question": "What does Russia demand on NATO?"})
+    finally:
+        observe.unlisten(app.state.trace_stages)
+        provider.shutdown()
+    assert r.status_code == 200 and len(r.headers["x-trace-id"]) == 32
+    assert exporter.get_finished_spans() == ()
+
+
+def test_a_stage_hangs_under_the_span_current_when_it_starts():
+    """Inside a request a stage is noted and made later; its parent is whatever span was current
+    when it began (here one a library opened under the request). Outside any request, a span now."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    stages = tracing._Stages(tracer)
+    todo: list = []
+    noting = tracing._stages.set(todo)
+    try:
+        with tracer.start_as_current_span("library"), stages.stage("embed"):
+            pass
+    finally:
+        tracing._stages.reset(noting)
+    assert [s.name for s in exporter.get_finished_spans()] == ["library"]  # the stage only noted
+    stages.make(todo)
+    library, embed = exporter.get_finished_spans()
+    assert embed.name == "embed" and embed.parent.span_id == library.context.span_id
+    assert library.start_time <= embed.start_time <= embed.end_time <= library.end_time
+    with stages.stage("word_search"):
+        pass
+    alone = exporter.get_finished_spans()[-1]
+    assert alone.name == "word_search" and alone.parent is None
+    provider.shutdown()
+
+
 MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json",
                "mcp-protocol-version": "2025-06-18"}
 
