@@ -107,11 +107,11 @@ class RequestSpans:
     """Pure ASGI middleware: a server span per HTTP request, current while the app runs, named by
     method and route template; its trace id in the response headers and in one log line."""
 
-    def __init__(self, app: ASGIApp, tracer: Any, routes: list, stages: _Stages) -> None:  # type: ignore[type-arg]
+    def __init__(self, app: ASGIApp, routes: list, stages: _Stages) -> None:  # type: ignore[type-arg]
         from opentelemetry import context, propagate, trace
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
-        self.app, self.tracer, self.routes, self.stages = app, tracer, routes, stages
+        self.app, self.tracer, self.routes, self.stages = app, stages.tracer, routes, stages
         self.context, self.propagate, self.trace = context, propagate, trace
         self.server, self.error = SpanKind.SERVER, Status(StatusCode.ERROR)
         self.carried = frozenset(f.encode() for f in propagate.get_global_textmap().fields)
@@ -188,9 +188,8 @@ def install(app: FastAPI, exporter: "SpanExporter | None" = None) -> "TracerProv
         from opentelemetry import trace
 
         trace.set_tracer_provider(made)
-    tracer = made.get_tracer("rag")
-    app.state.trace_stages = _Stages(tracer)
-    app.add_middleware(RequestSpans, tracer=tracer, routes=app.router.routes, stages=app.state.trace_stages)
+    app.state.trace_stages = _Stages(made.get_tracer("rag"))
+    app.add_middleware(RequestSpans, routes=app.router.routes, stages=app.state.trace_stages)
     observe.listen(app.state.trace_stages)
     if not access_log.handlers:
         handler = logging.StreamHandler(sys.stderr)

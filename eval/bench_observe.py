@@ -2,16 +2,16 @@
 tracing on against both off, and MCP `ask` over streamable HTTP against `POST /query`.
 
 Two `rag serve` processes over one index of the seeds, pinned to the same core (the client on
-the others): one watched
-(RAG_METRICS=true and/or OTEL_EXPORTER_OTLP_ENDPOINT at an OTLP/HTTP sink on loopback, so spans
-are really encoded and sent), one with RAG_METRICS=false and no endpoint. Requests alternate
-between them one at a time, 5 ms apart, so other load on the machine falls on both alike and
-neither server's after-response work lands on the other's request; each trial starts
-fresh processes in alternating order, and the figure is the median over trials of the ratio of
-the p50s (`--watching none` measures the method's own noise). Beside latency, each server's CPU
-per measured request (from /proc, until the last spans were exported): a span made after its
-response was sent costs CPU on the shared core but no latency, so both are reported. The MCP comparison runs on the
-plain server: the SDK's client (one session) against an httpx client (one connection), alternating.
+the others): one watched (RAG_METRICS=true and/or OTEL_EXPORTER_OTLP_ENDPOINT at an OTLP/HTTP sink
+on loopback, so spans are really encoded and sent), one with RAG_METRICS=false and no endpoint.
+Requests alternate between them one at a time, 5 ms apart, so other load on the machine falls on
+both alike and neither server's after-response work lands on the other's request; each trial
+starts fresh processes in alternating order, and the figure is the median over trials of the
+ratio of the p50s (`--watching none` measures the method's own noise). Beside latency, each
+server's CPU per measured request (from /proc, until the last spans were exported): a span made
+after its response was sent costs CPU on the shared core but no latency, so both are reported.
+The MCP comparison runs on the plain server: the SDK's client (one session) against an httpx
+client (one connection), alternating.
 
     .venv/bin/python -m eval.bench_observe [--watching both|metrics|tracing|none] [--sample R] [--trials 4] [--json]
 """
@@ -176,13 +176,11 @@ def main() -> None:
         for trial in range(args.trials):
             # fresh processes each trial, started in alternating order
             order = [("on", watched), ("off", plain)] if trial % 2 else [("off", plain), ("on", watched)]
-            procs, urls = [], {}
+            procs, urls = {}, {}
             try:
-                pids = {}
                 for name, env in order:
-                    proc, urls[name] = start(folder, name, cpu, **env)
-                    procs.append(proc)
-                    pids[name] = proc.pid
+                    procs[name], urls[name] = start(folder, name, cpu, **env)
+                pids = {name: p.pid for name, p in procs.items()}
                 trials.append(observed_against_plain(urls["on"], urls["off"], qs, args.rounds, pids))
                 if trial == 0:
                     with httpx.Client() as c:
@@ -190,7 +188,7 @@ def main() -> None:
                         scraped = "rag_stage_duration_seconds" in c.get(f"{urls['on']}/metrics").text
                     mcp = asyncio.run(mcp_against_query(urls["off"], qs, args.rounds))
             finally:
-                for p in procs:
+                for p in procs.values():
                     p.terminate()
                     p.wait(60)
     ratios = [t["p50_ratio"] for t in trials]
