@@ -175,7 +175,10 @@ def test_a_killed_backfill_run_again_ships_only_what_was_not_committed(ray_clust
     cmd = [sys.executable, "-m", "rag.cli", "ingest", "--ray", ray_cluster.address, str(corpus)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_for(lambda: committed(index / "store.sqlite")[0] >= 2 or proc.poll() is not None, timeout=300)
+        # Polled often: the cluster can hand back its last batches together, and the writer then
+        # commits the rest within a few hundred ms, which a half-second poll would miss.
+        assert wait_for(lambda: committed(index / "store.sqlite")[0] >= 2 or proc.poll() is not None, timeout=300,
+                        every=0.02)
         assert proc.poll() is None, f"the backfill ended before the kill: {proc.communicate()[1][-2000:]}"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
