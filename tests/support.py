@@ -13,7 +13,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from rag.answering.generator_extractive import ExtractiveGenerator
+from rag.answering.extractive import ExtractiveGenerator
 from rag.retrieval.search import Hit
 from rag.storage.store import ChunkRow
 

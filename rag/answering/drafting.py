@@ -21,11 +21,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from . import choices as mc
-from .extractive import NOT_COVERED
+from .extractive import NOT_COVERED, ExtractiveGenerator
 from ..config import GeneratorKind, Settings
 from ..observe import stage
 from .generator import Generator, GeneratorError
-from .generator_extractive import ExtractiveGenerator
 from ..retrieval.search import Hit
 from ..schema import AnswerOut, ChoiceOut, Passage
 from .verify import Verification, says_not_in_passages, starts_with_refusal, verify

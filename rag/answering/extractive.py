@@ -2,13 +2,13 @@
 
 Offline and fast (no model call): a sentence is scored by how much of the question's content it
 covers, weighted by its passage's retrieval relevance, so the answer never says what the
-passages do not.
+passages do not. `ExtractiveGenerator` serves it as the offline generator and the fallback.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..retrieval.search import Hit
@@ -131,3 +131,29 @@ def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+class ExtractiveGenerator:
+    """The offline generator: the extractive answer streamed as one piece, and the fallback
+    whenever an LLM generator fails; its `answerable` is the refusal test run before any generator."""
+
+    name = "extractive"
+    model: str | None = None
+
+    def __init__(
+        self, min_relevance: float, max_sentences: int = 3, idf: Callable[[str], float] | None = None
+    ) -> None:
+        self.min_relevance = min_relevance
+        self.max_sentences = max_sentences
+        self.idf = idf
+
+    def answerable(self, question: str, hits: list[Hit]) -> bool:
+        """The retrieval-side refusal test: are the passages close enough to answer at all?"""
+        return is_answerable(question, hits, self.min_relevance)
+
+    def text(self, question: str, hits: list[Hit]) -> str:
+        return extractive_answer(question, hits, self.min_relevance, self.max_sentences, self.idf).text
+
+    def stream(self, question: str, hits: list[Hit], choices: list[str] | None = None) -> Iterator[str]:
+        """The extractive answer; choices are picked by rag/answering/choices.py, not here."""
+        yield self.text(question, hits)

@@ -1,6 +1,6 @@
 """The generator contract: what every drafting backend implements, and the error it raises.
 
-Generators (`generator_*.py`) import this module; `drafting` picks one and imports them.
+LLM generators (`generator_*.py`) import this module; `drafting` picks one and imports them.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import pytest
 from rag.answering.extractive import NOT_COVERED
 from rag.config import GeneratorKind, Settings
 from rag.answering.drafting import Delta, draft, draft_events, pick_generator
-from rag.answering.generator_extractive import ExtractiveGenerator
+from rag.answering.extractive import ExtractiveGenerator
 from rag.answering.generator_local import LocalGenerator
 from rag.answering.generator_openai import OpenAIGenerator, chat_url
 from rag.answering.llm_models import GEMMA, QWEN, QWEN_PARTS, QWEN_SIZE, ModelFileError, _assembled, model_path
