@@ -198,6 +198,16 @@ def ask(
     doc_id: Annotated[list[str] | None, typer.Option("--doc-id", help="Only this article (repeatable).")] = None,
     after: Annotated[str | None, typer.Option(help="Published on or after YYYY-MM-DD (undated kept).")] = None,
     before: Annotated[str | None, typer.Option(help="Published on or before YYYY-MM-DD (undated kept).")] = None,
+    undated: Annotated[
+        bool, typer.Option("--undated/--no-undated", help="Keep articles without a date under a date limit.")
+    ] = True,
+    time_window: Annotated[
+        bool,
+        typer.Option(
+            "--time-window/--no-time-window",
+            help="Prefer articles from a time the question names (\"this week\", \"in March\"), as of --as-of.",
+        ),
+    ] = True,
     recency: Annotated[
         float | None, typer.Option(help="0..1 weight preferring recent articles (0 = off; default RAG_RECENCY).")
     ] = None,
@@ -218,13 +228,14 @@ def ask(
     stream: Annotated[
         bool, typer.Option("--stream", help="Print the answer as it is generated (with --json: one event a line).")
     ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Also say how the search met its date limit.")] = False,
 ) -> None:
     """Answer a question from the indexed articles."""
     try:
         query = Query(
             question=question, k=k, mode=mode, source=source, doc_ids=doc_id, published_after=after,
-            published_before=before, recency=recency, as_of=as_of, choices=choice or None, generator=generator,
-            since=since,
+            published_before=before, include_undated=undated, recency=recency, as_of=as_of,
+            choices=choice or None, generator=generator, since=since, time_window=time_window, debug=debug,
         )
     except ValidationError as exc:
         fail(_first_error(exc), 2)
@@ -469,13 +480,27 @@ def render(r: QueryResponse) -> str:
             lines += [f"({r.answer.unsupported} unsupported sentence(s) of the draft left out)", ""]
         if r.answer.recited:
             lines += [f"({r.answer.recited} sentence(s) re-cited to the passage that supports them)", ""]
+    lines += render_time(r)
     for p in r.passages:
         head = p.title or p.doc_id
         lines.append(f"[{p.rank}] {head}  (score {p.score:.3f})")
-        lines.append(f"    {p.source or p.doc_id}  chars {p.start}-{p.end}")
+        dated = f"  published {p.published[:10]}" if p.published else ""
+        lines.append(f"    {p.source or p.doc_id}  chars {p.start}-{p.end}{dated}")
         lines.append("    " + " ".join(p.text.split())[:400])
         lines.append("")
     return "\n".join(lines).rstrip()
+
+
+def render_time(r: QueryResponse) -> list[str]:
+    """The window the question named and, with --debug, how each segment met the date limit."""
+    lines = []
+    if r.time_window is not None:
+        w = r.time_window
+        lines.append(f'(ranked toward {w.start.date()} to {w.end.date()}: "{w.words}")')
+    if r.debug is not None:
+        plan = ", ".join(f"{way} {n}" for way, n in sorted(r.debug.segments.items()))
+        lines.append(f"(segments: {plan or 'none'}; word search: {r.debug.lexical or 'none'})")
+    return lines + [""] if lines else []
 
 
 def render_choice(r: QueryResponse) -> list[str]:

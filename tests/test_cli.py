@@ -59,6 +59,24 @@ def test_calendar_edges_in_ask(project):
     assert r.returncode == 0, r.stderr
 
 
+def test_ask_reaches_the_date_rule_the_named_time_and_the_plan(project):
+    q = "What did Witkoff say this week?"
+    r = run(project, "ask", q, "--as-of", "2025-05-20", "--json", "--debug")
+    assert r.returncode == 0, r.stderr
+    resp = QueryResponse.model_validate_json(r.stdout)
+    assert resp.time_window.words == "this week" and resp.time_window.end.date().isoformat() == "2025-05-20"
+    assert resp.debug is not None and sum(resp.debug.segments.values()) >= 1
+    r = run(project, "ask", q, "--as-of", "2025-05-20", "--no-time-window", "--json")
+    assert QueryResponse.model_validate_json(r.stdout).time_window is None
+    r = run(project, "ask", q, "--as-of", "2025-05-20", "-k", "1")
+    assert r.returncode == 0 and '"this week")' in r.stdout
+    # The seeds carry no dates: --no-undated leaves every one of them out, whatever the limit.
+    r = run(project, "ask", q, "--no-undated", "--json")
+    assert r.returncode == 0, r.stderr
+    resp = QueryResponse.model_validate_json(r.stdout)
+    assert resp.passages == [] and not resp.answerable
+
+
 def test_other_errors_exit_1(project, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"\xff\xfe not utf8")
