@@ -24,6 +24,7 @@
   const passagesSection = $("passages");
   const passagesHeading = $("passages-heading");
   const list = $("passage-list");
+  const timeWindow = $("time-window");
   const timelineSection = $("timeline");
   const timelineHeading = $("timeline-heading");
   const eventList = $("event-list");
@@ -242,6 +243,17 @@
     return item;
   }
 
+  // The days the question named ("this week"), which ranking preferred: said, since the ranking
+  // leans on them without the reader having set a date limit.
+  function renderTimeWindow(window_) {
+    const ok = window_ && typeof window_.start === "string" && typeof window_.end === "string";
+    timeWindow.hidden = !ok;
+    timeWindow.textContent = ok
+      ? "Ranked toward " + window_.start.slice(0, 10) + " to " + window_.end.slice(0, 10) +
+        ", the time \u201c" + String(window_.words || "") + "\u201d names."
+      : "";
+  }
+
   function render(data, gen) {
     const passages = Array.isArray(data.passages) ? data.passages : [];
     const ranks = new Set(passages.map((p) => p.rank));
@@ -250,6 +262,7 @@
     renderAnswer(data, ranks);
 
     list.replaceChildren(...passages.map((p) => renderPassage(p, cited.has(p.rank), gen)));
+    renderTimeWindow(data.time_window);
     passagesHeading.textContent = data.answerable ? "Passages" : "Closest passages";
     passagesSection.hidden = passages.length === 0;
 

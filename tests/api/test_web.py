@@ -158,6 +158,22 @@ def test_nato_question_shows_answer_passages_and_working_citations(page, live_ur
 
 
 @needs_chromium
+def test_the_time_a_question_names_is_said_above_the_passages(page, live_url):
+    page.goto(live_url + "/")
+    page.fill("#as-of", "2025-05-20")
+    data = ask(page, "What did Witkoff say this week?")
+    w = data["time_window"]
+    assert w["words"] == "this week"
+    note = page.locator("#time-window")
+    assert note.is_visible()
+    assert f"{w['start'][:10]} to {w['end'][:10]}" in note.text_content()
+    assert "this week" in note.text_content()
+    data = ask(page, NATO)
+    assert data["time_window"] is None and not note.is_visible()
+    assert page.page_errors == []
+
+
+@needs_chromium
 def test_waiting_state_disables_the_button(page, live_url):
     held = []
     page.route("**/query", lambda route: held.append(route))
