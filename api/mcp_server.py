@@ -75,7 +75,9 @@ class Filters(BaseModel):
     doc_ids: list[str] | None = Field(None, max_length=1000, description="only these articles")
     published_after: str | None = Field(None, description="YYYY-MM-DD, inclusive")
     published_before: str | None = Field(None, description="YYYY-MM-DD, inclusive")
-    include_undated: bool = Field(True, description="keep articles with no date when a date limit is set")
+    include_undated: bool = Field(
+        True, description="keep articles with no date (every question is asked as of a time, so this always applies)"
+    )
 
 
 Question = Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="the question")]

@@ -196,8 +196,12 @@ def ask(
     mode: Annotated[str | None, typer.Option(help="hybrid, dense or lexical.")] = None,
     source: Annotated[str | None, typer.Option(help="Only articles whose source starts with this.")] = None,
     doc_id: Annotated[list[str] | None, typer.Option("--doc-id", help="Only this article (repeatable).")] = None,
-    after: Annotated[str | None, typer.Option(help="Published on or after YYYY-MM-DD (undated kept).")] = None,
-    before: Annotated[str | None, typer.Option(help="Published on or before YYYY-MM-DD (undated kept).")] = None,
+    after: Annotated[
+        str | None, typer.Option(help="Published on or after YYYY-MM-DD (undated kept unless --no-undated).")
+    ] = None,
+    before: Annotated[
+        str | None, typer.Option(help="Published on or before YYYY-MM-DD (undated kept unless --no-undated).")
+    ] = None,
     undated: Annotated[
         bool, typer.Option("--undated/--no-undated", help="Keep articles without a date under a date limit.")
     ] = True,
