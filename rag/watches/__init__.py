@@ -8,7 +8,7 @@ through the service object handed to `Watches`, so it sits beside the service, b
 """
 
 from .book import Watches, WatchError
-from .models import (
+from ..schema.watches import (
     Notification, PreviousAnswer, WatchCreated, WatchEventOut, WatchFilters, WatchIn, WatchOut,
 )
 

@@ -27,7 +27,7 @@ from ..ingestion.fetch import FetchError, FetchPolicy, check_url
 from ..schema import Passage, Query, QueryResponse
 from . import screen
 from .deliver import Deliverer
-from .models import (
+from ..schema.watches import (
     MAX_SECRET_BYTES, SECRET_PREFIX, Notification, PreviousAnswer, WatchCreated, WatchEventOut, WatchFilters, WatchIn,
     WatchOut,
 )

@@ -1,7 +1,9 @@
 """The JSON contract spoken by `POST /query`, `POST /timeline`, `rag ask --json`, `rag timeline --json`
-and the evaluation harness.
+and the evaluation harness; `schema.watches` holds the standing questions' (`/watches`, the
+webhook deliveries).
 
-Nothing else in the project defines a response shape.
+Nothing else in the project defines a response shape. May import `config` and `dates` only, so
+the client and every layer can speak it.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from . import dates
-from .config import GeneratorKind, RetrievalMode
+from .. import dates
+from ..config import GeneratorKind, RetrievalMode
 
 MAX_QUESTION_CHARS = 2000
 

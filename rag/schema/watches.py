@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..schema import AnswerOut, Passage, Question
+from . import AnswerOut, Passage, Question
 
 SECRET_PREFIX = "whsec_"
 # Standard Webhooks: a secret of 24 to 64 random bytes, base64, prefixed whsec_.
