@@ -1,8 +1,9 @@
 """`Client` and `AsyncClient`: one method per route, the same requests built once for both.
 
-Reads (`ask`, `search`, `documents`, `document`, `health`, `metrics`) are retried after a failed
-connection, a timeout, 429, 502, 503 or 504, with doubling waits; writes are sent once, so a
-write that may have reached the server is never repeated behind the caller's back.
+Reads (`ask`, `search`, `timeline`, `documents`, `document`, `watches`, `watch`, `watch_events`,
+`health`, `metrics`) are retried after a failed connection, a timeout, 429, 502, 503 or 504, with
+doubling waits; writes are sent once, so a write that may have reached the server is never
+repeated behind the caller's back.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ import httpx
 from pydantic import TypeAdapter
 from pydantic_core import to_jsonable_python
 
-from ..schema import DeletedOut, DocumentOut, DocumentSummary, Health, IngestOut, Passage, Query, QueryResponse
+from ..schema import (
+    DeletedOut, DocumentOut, DocumentSummary, Health, IngestOut, Passage, Query, QueryResponse, TimelineQuery,
+    TimelineResponse,
+)
+from ..schema.watches import WatchCreated, WatchEventOut, WatchIn, WatchOut
 from .errors import ConnectionFailed, error_for
 
 T = TypeVar("T")
@@ -27,6 +32,8 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 # Statuses worth another try of a read: overloaded or a proxy that lost its backend.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _SUMMARIES = TypeAdapter(list[DocumentSummary])
+_WATCHES = TypeAdapter(list[WatchOut])
+_EVENTS = TypeAdapter(list[WatchEventOut])
 
 
 @dataclass
@@ -40,8 +47,10 @@ class _Call:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-def _query_body(question: str | Query, fields: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(question, Query):
+def _query_body(question: str | Query | TimelineQuery | WatchIn, fields: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body: a model's own fields (the defaults left to the server), or the question and
+    the fields given, either way with `fields` over it."""
+    if not isinstance(question, str):
         body = question.model_dump(mode="json", exclude_defaults=True)
         body["question"] = question.question
         return {**body, **to_jsonable_python({k: v for k, v in fields.items() if v is not None})}
@@ -65,6 +74,31 @@ class _Requests:
             "POST", "/query", lambda r: QueryResponse.model_validate_json(r.content).passages,
             kwargs={"json": {**_query_body(question, fields), "answer": False}},
         )
+
+    @staticmethod
+    def timeline(question: str | TimelineQuery, fields: dict[str, Any]) -> _Call:
+        return _Call("POST", "/timeline", _model(TimelineResponse), kwargs={"json": _query_body(question, fields)})
+
+    @staticmethod
+    def add_watch(question: str | WatchIn, fields: dict[str, Any]) -> _Call:
+        body = _query_body(question, fields)
+        return _Call("POST", "/watches", _model(WatchCreated), read=False, kwargs={"json": body})
+
+    @staticmethod
+    def watches() -> _Call:
+        return _Call("GET", "/watches", lambda r: _WATCHES.validate_json(r.content))
+
+    @staticmethod
+    def watch(watch_id: str) -> _Call:
+        return _Call("GET", f"/watches/{quote(watch_id, safe='')}", _model(WatchOut))
+
+    @staticmethod
+    def watch_events(watch_id: str) -> _Call:
+        return _Call("GET", f"/watches/{quote(watch_id, safe='')}/events", lambda r: _EVENTS.validate_json(r.content))
+
+    @staticmethod
+    def delete_watch(watch_id: str) -> _Call:
+        return _Call("DELETE", f"/watches/{quote(watch_id, safe='')}", _model(DeletedOut), read=False)
 
     @staticmethod
     def documents() -> _Call:
@@ -164,6 +198,27 @@ class Client(_Settings):
         """Passages only (no answer drafted)."""
         return self._send(_Requests.search(question, fields))
 
+    def timeline(self, question: str | TimelineQuery, **fields: Any) -> TimelineResponse:
+        """The story's dated events, oldest first: the fields of `POST /timeline` (as_of, k, source, ...)."""
+        return self._send(_Requests.timeline(question, fields))
+
+    def add_watch(self, question: str | WatchIn, **fields: Any) -> WatchCreated:
+        """A standing question whose new answers go to the webhook `url`; its `secret` is shown only here."""
+        return self._send(_Requests.add_watch(question, fields))
+
+    def watches(self) -> list[WatchOut]:
+        return self._send(_Requests.watches())
+
+    def watch(self, watch_id: str) -> WatchOut:
+        return self._send(_Requests.watch(watch_id))
+
+    def watch_events(self, watch_id: str) -> list[WatchEventOut]:
+        """A standing question's deliveries, oldest first, with their state."""
+        return self._send(_Requests.watch_events(watch_id))
+
+    def delete_watch(self, watch_id: str) -> DeletedOut:
+        return self._send(_Requests.delete_watch(watch_id))
+
     def documents(self) -> list[DocumentSummary]:
         return self._send(_Requests.documents())
 
@@ -232,6 +287,24 @@ class AsyncClient(_Settings):
 
     async def search(self, question: str | Query, **fields: Any) -> list[Passage]:
         return await self._send(_Requests.search(question, fields))
+
+    async def timeline(self, question: str | TimelineQuery, **fields: Any) -> TimelineResponse:
+        return await self._send(_Requests.timeline(question, fields))
+
+    async def add_watch(self, question: str | WatchIn, **fields: Any) -> WatchCreated:
+        return await self._send(_Requests.add_watch(question, fields))
+
+    async def watches(self) -> list[WatchOut]:
+        return await self._send(_Requests.watches())
+
+    async def watch(self, watch_id: str) -> WatchOut:
+        return await self._send(_Requests.watch(watch_id))
+
+    async def watch_events(self, watch_id: str) -> list[WatchEventOut]:
+        return await self._send(_Requests.watch_events(watch_id))
+
+    async def delete_watch(self, watch_id: str) -> DeletedOut:
+        return await self._send(_Requests.delete_watch(watch_id))
 
     async def documents(self) -> list[DocumentSummary]:
         return await self._send(_Requests.documents())

@@ -13,7 +13,9 @@ import pytest
 
 from live import KEY, RagServe, free_port
 from rag.client import AsyncClient, BadRequest, Client, ConnectionFailed, NotFound, ServerError, Unauthorized
-from rag.schema import DocumentOut, DocumentSummary, Health, IngestOut, Passage, QueryResponse
+from rag.schema import DocumentOut, DocumentSummary, Health, IngestOut, Passage, QueryResponse, TimelineResponse
+from rag.schema.watches import WatchOut
+from webhookreceiver import Receiver
 
 QUESTION = "What does Russia demand on NATO?"
 ARTICLE = {"id": "client-test-1", "title": "Lighthouse restored", "url": "https://news.example/lighthouse",
@@ -23,7 +25,8 @@ ARTICLE = {"id": "client-test-1", "title": "Lighthouse restored", "url": "https:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    with RagServe(tmp_path_factory.mktemp("client"), RAG_API_KEYS=KEY) as server:
+    # Loopback webhooks allowed, for the standing questions' receiver.
+    with RagServe(tmp_path_factory.mktemp("client"), RAG_API_KEYS=KEY, RAG_FETCH_ALLOW_PRIVATE="true") as server:
         yield server
 
 
@@ -73,18 +76,50 @@ def test_sync_client_writes_with_a_key(served, tmp_path):
             rag.delete_document("note")
 
 
+def test_timelines_and_standing_questions(served):
+    receiver = Receiver()
+    try:
+        with Client(served.url, api_key=KEY) as rag:
+            story = rag.timeline(QUESTION, as_of="2030-01-01")
+            assert isinstance(story, TimelineResponse) and story.model_dump(mode="json") == httpx.post(
+                f"{served.url}/timeline", json={"question": QUESTION, "as_of": "2030-01-01"}).json()
+            assert story.undated  # the seeds carry no dates: listed apart, none on the timeline
+            made = rag.add_watch(QUESTION, url=receiver.url, min_relevance=0.3)
+            assert made.secret.startswith("whsec_") and made.min_relevance == 0.3
+            assert [w.id for w in rag.watches()] == [made.id] and isinstance(rag.watches()[0], WatchOut)
+            assert rag.watch(made.id).question == QUESTION
+            assert rag.watch_events(made.id) == []
+            with pytest.raises(BadRequest, match="only http and https"):
+                rag.add_watch(QUESTION, url="file:///etc/passwd")
+            assert rag.delete_watch(made.id).deleted
+            with pytest.raises(NotFound, match="no watch with id"):
+                rag.watch(made.id)
+        with Client(served.url) as anonymous, pytest.raises(Unauthorized):
+            anonymous.add_watch(QUESTION, url=receiver.url)
+    finally:
+        receiver.close()
+
+
 def test_async_client(served):
     async def main() -> tuple:
         async with AsyncClient(served.url, api_key=KEY) as rag:
             answer = await rag.ask(QUESTION, k=3)
             docs = await rag.documents()
+            assert (await rag.timeline(QUESTION)).undated
+            made = await rag.add_watch(QUESTION, url=receiver.url)
+            assert made.id in [w.id for w in await rag.watches()] and await rag.watch_events(made.id) == []
+            assert (await rag.delete_watch(made.id)).deleted
             try:
                 await rag.document("nope")
             except NotFound as exc:
                 missing = exc
             return answer, docs, missing
 
-    answer, docs, missing = asyncio.run(main())
+    receiver = Receiver()
+    try:
+        answer, docs, missing = asyncio.run(main())
+    finally:
+        receiver.close()
     assert isinstance(answer, QueryResponse) and answer.passages
     assert {d.id for d in docs} >= {p.doc_id for p in answer.passages}
     assert missing.message == "no document with id 'nope'"
