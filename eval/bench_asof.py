@@ -1,6 +1,6 @@
 """Date limits on the RealTime QA index, in one run:
 
-    python -m eval.bench_asof [--index DIR] [--json]
+    python -m eval.bench_asof [--index DIR] [--json] [--alone N]
 
 Each dev question is asked the way POST /query asks it (`Service.ask`, k=10, the extractive answer):
 undated (as of now, on the index as ingested), as of its quiz date, and as of now on a copy of the
@@ -9,7 +9,9 @@ zone), beside the same copy with the article dated 2022-01-01 (inside the archiv
 second index in the process costs by itself). The four are interleaved question by question, each
 first in turn, so load from elsewhere falls on all alike; p50/p99 of each, the p50s as ratios to
 the undated one (and the 2030 copy's to the 2022 copy's), and the search plans they took. Also
-what reading the time a question names costs (rag/retrieval/timewindow.py), per question.
+what reading the time a question names costs (rag/retrieval/timewindow.py), per question. With
+--alone N, the original and the two copies are also asked undated each in processes of their own,
+N each, taking turns: a second index in one process shares the CPU caches with the first.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -91,6 +95,43 @@ def run(index: Path, questions: list[dict]) -> dict:
             "time_window_us_per_question": _resolve_cost(questions)}
 
 
+# The index cases of `--alone`: each in a process of its own, so no other index shares its caches.
+ALONE = {"original": None, "one article dated 2030 (a copy)": "2030-01-01", "one article dated 2022 (a copy)": "2022-01-01"}
+
+
+def alone_p50(index: Path, published: str | None, questions: list[dict], rounds: int = 2) -> float:
+    """p50 ms of the questions asked undated on one index, the only one this process searches."""
+    with tempfile.TemporaryDirectory(prefix="bench-asof-") as tmp:
+        service = Service(Settings(index_dir=index))
+        if published is not None:
+            service = _copy_with_one_more(index, Path(tmp) / "copy", published, service.embedder)
+        for q in questions[:WARMUP]:
+            service.ask(Query(question=q["question"], k=10))
+        lat = []
+        for _ in range(rounds):
+            for q in questions:
+                t0 = time.perf_counter()
+                service.ask(Query(question=q["question"], k=10))
+                lat.append((time.perf_counter() - t0) * 1000)
+        service.close()
+    return round(float(np.percentile(lat, 50)), 1)
+
+
+def run_alone(index: Path, processes: int) -> dict:
+    """Each index case in `processes` processes of its own, taking turns; the median of their p50s."""
+    runs: dict[str, list[float]] = {name: [] for name in ALONE}
+    names = list(ALONE)
+    for r in range(processes):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            cmd = [sys.executable, "-m", "eval.bench_asof", "--index", str(index), "--one", ALONE[name] or "original"]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
+            runs[name].append(float(done.stdout.strip()))
+    p50 = {name: float(np.median(v)) for name, v in runs.items()}
+    base = p50["original"]
+    return {name: {"p50_ms": round(p50[name], 1), "p50_vs_original": round(p50[name] / base, 3), "runs": runs[name]}
+            for name in names}
+
+
 def _resolve_cost(questions: list[dict], rounds: int = 50) -> float:
     now = datetime(2022, 6, 10, 23, 59, 59, tzinfo=timezone.utc)
     t0 = time.perf_counter()
@@ -104,16 +145,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--index", type=Path, default=ROOT / "index" / "realtimeqa", help="an ingested RealTime QA index")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--alone", type=int, metavar="N", help="also ask undated on each index case alone, in N "
+                    "processes each (a second index in the process shares its caches and costs by itself)")
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # a process of --alone: `original` or the copy's date
     args = ap.parse_args()
     if not (args.index / "store.sqlite").exists():
         raise SystemExit(f"no index in {args.index}: run `rag eval --benchmark realtimeqa` first to ingest it")
+    if args.one:
+        print(alone_p50(args.index, None if args.one == "original" else args.one, load_questions(QUESTIONS)))
+        return
     result = run(args.index, load_questions(QUESTIONS))
+    if args.alone:
+        result["each alone in its own process"] = run_alone(args.index, args.alone)
     if args.json:
         print(json.dumps(result, indent=2))
         return
     for name, f in result["limits"].items():
         print(f"{name}: p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms, {f['p50_vs_undated']}x undated; {f['plans']}")
     print(f"reading the time a question names: {result['time_window_us_per_question']} µs a question")
+    for name, f in result.get("each alone in its own process", {}).items():
+        print(f"alone, {name}: p50 {f['p50_ms']} ms, {f['p50_vs_original']}x the original")
 
 
 if __name__ == "__main__":
