@@ -42,7 +42,10 @@ from starlette.types import Receive, Scope, Send
 from rag.config import GeneratorKind
 from rag.embedding.base import EmbeddingError
 from rag.ingestion.documents import DocumentError, document_from_record, validate_doc_id
-from rag.schema import MAX_K, MAX_QUESTION_CHARS, DocumentOut, DocumentSummary, Passage, Query, QueryResponse
+from rag.schema import (
+    MAX_K, MAX_QUESTION_CHARS, DocumentOut, DocumentSummary, Passage, Query, QueryResponse, TimelineQuery,
+    TimelineResponse,
+)
 from rag.service import Service
 from rag.storage.space import StorageFull
 
@@ -222,6 +225,17 @@ def build(service: ServiceSource, guard: Guard | None = None) -> NewsMCP:
         """The passages that best answer a question, without drafting an answer."""
         q = query(question, k, as_of, None, filters, None, answer=False)
         return (await _run((await server.service()).ask, q)).passages
+
+    @server.tool(annotations=READ_ONLY)
+    async def timeline(question: Question, as_of: AsOf = None, filters: Filters | None = None) -> TimelineResponse:
+        """A story's articles as dated events, oldest first: each event dated by its earliest article,
+        with its key sentence cited by character offsets; undated articles listed apart. The same
+        JSON as the HTTP API's POST /timeline (`doc_ids` does not apply to it)."""
+        try:
+            q = TimelineQuery(question=question, as_of=as_of, **(filters.model_dump(exclude_unset=True) if filters else {}))
+        except ValidationError as exc:
+            raise _failure(exc) from None
+        return await _run((await server.service()).timeline, q)
 
     @server.tool(annotations=READ_ONLY)
     async def get_document(doc_id: DocId) -> DocumentOut:

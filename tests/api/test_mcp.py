@@ -17,7 +17,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from live import KEY, ROOT, RagServe, rag_env
 
-TOOLS = {"ask", "search", "get_document", "list_documents", "add_document", "delete_document"}
+TOOLS = {"ask", "search", "timeline", "get_document", "list_documents", "add_document", "delete_document"}
 QUESTION = "What does Russia demand on NATO?"
 ARTICLE = {"id": "mcp-test-1", "title": "Lighthouse restored", "published": "2022-09-01",
            "text": "The old lighthouse at Cape Wrath was restored by volunteers over two summers. "
@@ -59,10 +59,16 @@ async def exercise(client: Client) -> dict[str, Any]:
     out["bad_as_of"] = await client.call_tool("ask", {"question": QUESTION, "as_of": "someday"})
     out["missing"] = await client.call_tool("get_document", {"doc_id": "nope"})
     out["after_errors"] = await client.call_tool("search", {"question": QUESTION, "k": 1})
+    out["timeline"] = await client.call_tool("timeline", {"question": QUESTION, "as_of": "2030-01-01"})
+    out["timeline_doc_ids"] = await client.call_tool("timeline", {"question": QUESTION, "filters": {"doc_ids": ["a"]}})
     return out
 
 
-def check(out: dict[str, Any], query_json: Callable[[dict], dict]) -> None:
+def check(out: dict[str, Any], post: Callable[[str, dict], dict]) -> None:
+    """The tools' answers against the HTTP API's JSON for the same requests (`post(path, body)`)."""
+    def query_json(body: dict) -> dict:
+        return post("/query", body)
+
     tools = out["tools"]
     assert set(tools) == TOOLS
     ask_schema = tools["ask"].input_schema
@@ -89,6 +95,10 @@ def check(out: dict[str, Any], query_json: Callable[[dict], dict]) -> None:
     assert out["bad_as_of"].is_error and text_of(out["bad_as_of"]) == query_json({"question": QUESTION, "as_of": "someday"})["error"]
     assert out["missing"].is_error and text_of(out["missing"]) == "no document with id 'nope'"
     assert not out["after_errors"].is_error
+    # timeline's structured output is the /timeline JSON; doc_ids is not one of its filters
+    assert tools["timeline"].output_schema["title"] == "TimelineResponse"
+    assert out["timeline"].structured_content == post("/timeline", {"question": QUESTION, "as_of": "2030-01-01"})
+    assert out["timeline_doc_ids"].is_error and "doc_ids" in text_of(out["timeline_doc_ids"])
 
 
 # --- stdio ------------------------------------------------------------------------------------------
@@ -103,7 +113,7 @@ def stdio(folder) -> StdioServerParameters:  # type: ignore[no-untyped-def]
 
 def test_stdio_tools_resources_and_errors(stdio_folder, client):
     out = run(exercise, stdio(stdio_folder))
-    check(out, lambda body: client.post("/query", json=body).json())
+    check(out, lambda path, body: client.post(path, json=body).json())
 
 
 def test_stdio_writes_need_no_key(stdio_folder):
@@ -134,7 +144,7 @@ def served(tmp_path_factory):
 
 def test_http_tools_resources_and_errors(served):
     out = run(exercise, http_server(served.url))
-    check(out, lambda body: httpx.post(f"{served.url}/query", json=body, timeout=60).json())
+    check(out, lambda path, body: httpx.post(f"{served.url}{path}", json=body, timeout=60).json())
 
 
 def test_http_writes_follow_the_keys(served):
