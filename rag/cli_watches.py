@@ -1,4 +1,4 @@
-"""`rag watches add|list|rm|test`: standing questions from the terminal, over `Service.watches`."""
+"""`rag watches add|list|events|rm|test`: standing questions from the terminal, over `Service.watches`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 
-from .watches import WatchError, WatchFilters, WatchIn
+from .watches import WatchError, WatchEventOut, WatchFilters, WatchIn
 
 
 def watches_cli(open_service: Callable[..., Any], fail: Callable[[str, int], NoReturn], known: tuple) -> typer.Typer:
@@ -67,6 +67,27 @@ def watches_cli(open_service: Callable[..., Any], fail: Callable[[str, int], NoR
         for w in found:
             typer.echo(f"{w.id}\t{w.notified} notified\t{w.question}\t-> {w.url}")
 
+    @group.command("events")
+    def events(
+        watch_id: Annotated[str, typer.Argument(help="The watch whose deliveries to show.")],
+        json_out: Annotated[bool, typer.Option("--json", help="Print the GET /watches/{id}/events JSON.")] = False,
+    ) -> None:
+        """A standing question's deliveries, oldest first: what was sent, when, and whether it landed."""
+        service = open_service(seed=False)
+        try:
+            found = service.watches.events(watch_id)
+        finally:
+            service.close()
+        if found is None:
+            fail(f"no watch with id {watch_id!r}", 1)
+        if json_out:
+            typer.echo(json.dumps([e.model_dump(mode="json") for e in found], indent=2))
+            return
+        if not found:
+            typer.echo("No deliveries yet.")
+        for e in found:
+            typer.echo(_event_line(e))
+
     @group.command("rm")
     def rm(watch_ids: Annotated[list[str], typer.Argument(help="Watch ids to remove.")]) -> None:
         """Remove standing questions and their deliveries."""
@@ -97,3 +118,14 @@ def watches_cli(open_service: Callable[..., Any], fail: Callable[[str, int], NoR
         typer.echo(f"Delivered: the webhook answered {what}.")
 
     return group
+
+
+def _event_line(e: WatchEventOut) -> str:
+    """`id  type  status (attempts, last answer)  created  [articles]` for one delivery."""
+    answer = f", last HTTP {e.last_status}" if e.last_status else (f", {e.last_error}" if e.last_error else "")
+    when = f"delivered {e.delivered}" if e.delivered else (f"next try {e.next_attempt}" if e.next_attempt else "")
+    docs = e.payload.get("data", {}).get("documents") or []
+    return "\t".join(x for x in (
+        e.id, e.type, f"{e.status} ({e.attempts} attempt(s){answer})", f"made {e.created}", when,
+        ", ".join(docs),
+    ) if x)

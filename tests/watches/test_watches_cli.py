@@ -1,4 +1,4 @@
-"""`rag watches add|list|rm|test` as a user runs them: subprocesses in a fresh project folder,
+"""`rag watches add|list|events|rm|test` as a user runs them: subprocesses in a fresh project folder,
 the test delivery checked by a real receiver that verifies its signature."""
 
 from __future__ import annotations
@@ -46,6 +46,17 @@ def test_add_list_test_and_remove_a_watch(tmp_path, receiver):
     assert t.returncode == 1 and "did not accept the test delivery" in t.stderr and "HTTP 503" in t.stderr
 
     assert run(tmp_path, "watches", "test", "w_nope").returncode == 1
+
+    # Both test deliveries are events: the one delivered, the refused one with the receiver's status.
+    r = run(tmp_path, "watches", "events", made["id"], "--json")
+    assert r.returncode == 0, r.stderr
+    sent = json.loads(r.stdout)
+    assert [e["type"] for e in sent] == ["watch.test", "watch.test"], sent
+    assert sent[0]["status"] == "delivered" and sent[0]["last_status"] == 200 and sent[1]["last_status"] == 503
+    plain = run(tmp_path, "watches", "events", made["id"]).stdout.splitlines()
+    assert len(plain) == 2 and plain[0].startswith(sent[0]["id"]) and "delivered (1 attempt(s), last HTTP 200)" in plain[0]
+    r = run(tmp_path, "watches", "events", "w_nope")
+    assert r.returncode == 1 and "no watch with id 'w_nope'" in r.stderr and "Traceback" not in r.stderr
     r = run(tmp_path, "watches", "rm", made["id"], "w_nope")
     assert r.returncode == 1 and f"Removed 1 watch(es): {made['id']}" in r.stdout and "'w_nope'" in r.stderr
     assert "No standing questions." in run(tmp_path, "watches", "list").stdout
