@@ -203,7 +203,11 @@ def ask(
         str | None, typer.Option(help="Published on or before YYYY-MM-DD (undated kept unless --no-undated).")
     ] = None,
     undated: Annotated[
-        bool, typer.Option("--undated/--no-undated", help="Keep articles without a date under a date limit.")
+        bool,
+        typer.Option(
+            "--undated/--no-undated",
+            help="Keep articles without a date (every question is asked as of a time, so this always applies).",
+        ),
     ] = True,
     time_window: Annotated[
         bool,
@@ -497,7 +501,7 @@ def render(r: QueryResponse) -> str:
 
 def render_time(r: QueryResponse) -> list[str]:
     """The window the question named and, with --debug, how each segment met the date limit."""
-    lines = []
+    lines: list[str] = []
     if r.time_window is not None:
         w = r.time_window
         lines.append(f'(ranked toward {w.start.date()} to {w.end.date()}: "{w.words}")')
