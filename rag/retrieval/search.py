@@ -311,9 +311,15 @@ def _blend(ranked: list[tuple[ChunkRow, float]], prior: dict[str, float], weight
 
 
 def rrf(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion: score(d) = sum over rankings of 1 / (k + rank), rank from 1."""
+    """Reciprocal rank fusion: score(d) = sum over rankings of 1 / (k + rank), rank from 1.
+
+    A tie (ranks 1 and 2 against 2 and 1 is common) goes to the better rank in the first ranking,
+    then the second, ...: an order the rankings fix, not the ids, which follow the order articles
+    were ingested in."""
     scores: dict[int, float] = {}
-    for ranking in rankings:
+    ranks: dict[int, list[float]] = {}
+    for nth, ranking in enumerate(rankings):
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
-    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+            ranks.setdefault(item, [math.inf] * len(rankings))[nth] = rank
+    return sorted(scores.items(), key=lambda kv: (-kv[1], ranks[kv[0]]))

@@ -12,6 +12,15 @@ def test_rrf_against_hand_computed_ranks():
     assert [i for i, _ in rrf([[1, 2, 3], [3, 1]], k=60)] == [1, 3, 2]
 
 
+
+def test_rrf_ties_follow_the_rankings_not_the_ids():
+    """Ranks (1, 2) and (2, 1) tie; the first ranking decides, whichever id is smaller, so the
+    fused order does not depend on the order articles were ingested in (their ids)."""
+    assert [i for i, _ in rrf([[9, 2], [2, 9]])] == [9, 2]
+    assert [i for i, _ in rrf([[2, 9], [9, 2]])] == [2, 9]
+    assert [i for i, _ in rrf([[7], [5]])] == [7, 5]
+    assert [i for i, _ in rrf([[5], [7]])] == [5, 7]
+
 def test_fts_query_quotes_terms():
     assert fts_query('What does "NATO" OR Russia* want?') == '"nato" OR "russia" OR "want"'
     assert fts_query("what is it?") == ""
