@@ -38,6 +38,15 @@ def watch(service, receiver, **extra):
     return made
 
 
+def first_event_settled(service, watch_id: str, timeout_s: float = 5.0):
+    """The watch's first event once its delivery thread has recorded the outcome: the receiver
+    sees a delivery before the sender has written down the reply, so read the event after that."""
+    deadline = time.monotonic() + timeout_s
+    while (event := service.watches.events(watch_id)[0]).status == "pending" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return event
+
+
 def settle(service, seconds: float = 0.6) -> None:
     """Time for a delivery thread to send what it would (used where nothing should arrive)."""
     time.sleep(seconds)
@@ -79,7 +88,8 @@ def test_a_feed_that_gains_a_relevant_article_notifies_once_signed_and_copies_or
     # It updates what the archive (the seeds) answered when the watch was made.
     assert data["updates"]["event_id"] is None and data["updates"]["passages"]
     assert all(p["doc_id"] != nato_id for p in data["updates"]["passages"])
-    [event] = watched.watches.events(made.id)
+    assert len(watched.watches.events(made.id)) == 1
+    event = first_event_settled(watched, made.id)
     assert event.id == got.id == got.headers["webhook-id"] and event.status == "delivered" and event.attempts == 1
 
     publish("/copy/nato.html", "/festival.html", "/nato.html", "/storm.html")
@@ -129,9 +139,7 @@ def test_a_receiver_answering_500_gets_the_same_delivery_again_later(receiver, w
     assert [d.answered for d in got] == [500, 500, 200]
     assert len({d.id for d in got}) == 1 and len({d.body for d in got}) == 1  # one id, one body, re-signed
     assert all(d.error is None for d in got)
-    deadline = time.monotonic() + 5
-    while (event := watched.watches.events(made.id)[0]).status != "delivered" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    event = first_event_settled(watched, made.id)
     assert (event.status, event.attempts, event.last_status) == ("delivered", 3, 200)
 
 
@@ -149,9 +157,7 @@ def test_a_restart_in_the_middle_of_a_delivery_loses_nothing(receiver, watched, 
         release.set()
         assert got[0].answered is None and got[1].answered == 200
         assert got[0].id == got[1].id and got[1].error is None
-        deadline = time.monotonic() + 5
-        while (event := restarted.watches.events(made.id)[0]).status != "delivered" and time.monotonic() < deadline:
-            time.sleep(0.05)
+        event = first_event_settled(restarted, made.id)
         assert event.status == "delivered" and event.id == got[1].id
     finally:
         release.set()
