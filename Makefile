@@ -32,9 +32,21 @@ $(VENV)/.base: $(VENV)/.created pyproject.toml $(CONSTRAINTS)
 	$(INSTALL) -e .
 	touch $@
 
-# Tests need the `llm` extra too: llama-cpp-python compiles from source once (~5 min on 2 cores);
-# and the `ray` extra, whose tests start a real two-node cluster.
-$(VENV)/.dev: $(VENV)/.base pyproject.toml $(CONSTRAINTS)
+# llama-cpp-python compiles llama.cpp for this machine's CPU (~4 min on 2 cores) in every new
+# virtualenv, never from pip's wheel cache: a cached build may come from another CPU, with
+# instructions this one lacks. On x86-64 it is built without llama.cpp's AMX kernels, which crash
+# the process on Intel CPUs that have AMX with Q4_K models, the packaged Gemma's type
+# (llama.cpp#20824); rag/answering/generator_local.py refuses a build that has them.
+LLAMA_VERSION := $(shell sed -n 's/^llama_cpp_python==//p' $(CONSTRAINTS))
+LLAMA_CFLAGS  := $(if $(filter x86_64,$(shell uname -m)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
+$(VENV)/.llama: $(CONSTRAINTS) | $(VENV)/.created
+	CFLAGS="$(LLAMA_CFLAGS)" CXXFLAGS="$(LLAMA_CFLAGS)" \
+	  $(INSTALL) --no-cache-dir --force-reinstall --no-deps llama-cpp-python==$(LLAMA_VERSION)
+	touch $@
+
+# Tests need the `llm` extra too (llama-cpp-python above, with its server) and the `ray` extra,
+# whose tests start a real two-node cluster.
+$(VENV)/.dev: $(VENV)/.base $(VENV)/.llama pyproject.toml $(CONSTRAINTS)
 	$(INSTALL) -e '.[dev,llm,ray]'
 	touch $@
 
@@ -43,7 +55,6 @@ venv: $(VENV)/.dev
 # llama.cpp's HF -> GGUF converter (with its `conversion` package and gguf-py), from the sdist of the
 # pinned llama-cpp-python: tests/embedding/test_openai_backend.py serves the packaged model over
 # llama.cpp's server, and tests never reach the network.
-LLAMA_VERSION := $(shell sed -n 's/^llama_cpp_python==//p' $(CONSTRAINTS))
 LLAMA_SRC     := .cache/llama-src
 $(LLAMA_SRC)/llama.cpp/convert_hf_to_gguf.py: $(CONSTRAINTS) | $(VENV)/.created
 	rm -rf $(LLAMA_SRC) && mkdir -p $(LLAMA_SRC)

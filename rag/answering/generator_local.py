@@ -94,6 +94,9 @@ class LocalGenerator:
             path = model_path(self.model_spec, self.cache_dir).resolve()
         except ModelFileError as exc:
             raise GeneratorError(str(exc)) from None
+        refusal = amx_refusal(llama_system_info())
+        if refusal:
+            raise GeneratorError(refusal)
         with _load_lock:
             if path not in _models:
                 try:
@@ -104,3 +107,24 @@ class LocalGenerator:
                     raise GeneratorError(f"cannot load the local model {path.name}: {exc}") from None
                 _run_locks[path] = threading.Lock()
         return path, _models[path]
+
+
+def llama_system_info() -> str:
+    """What the installed llama.cpp was built with and runs on, as it prints it."""
+    import llama_cpp
+
+    return llama_cpp.llama_print_system_info().decode(errors="replace")
+
+
+def amx_refusal(system_info: str) -> str | None:
+    """Why a llama.cpp build must not run here, or None: its AMX kernels crash the whole process
+    on Intel CPUs with AMX on Q4_K models (llama.cpp#20824), where a refusal leaves the service up
+    and the answer to the extractive draft."""
+    if "AMX_INT8 = 1" not in system_info:
+        return None
+    flags = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    return (
+        "this llama-cpp-python build runs llama.cpp's AMX kernels, which crash on Intel CPUs with AMX "
+        f"(llama.cpp#20824); rebuild it without them (make venv does): CFLAGS='{flags}' "
+        f"CXXFLAGS='{flags}' pip install --no-cache-dir --force-reinstall --no-deps llama-cpp-python"
+    )

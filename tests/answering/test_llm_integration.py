@@ -23,7 +23,8 @@ from support import EXTRACTIVE, QUESTION, TEXTS, make_hits  # noqa: E402
 
 from rag.answering.extractive import NOT_COVERED  # noqa: E402
 from rag.answering.drafting import Delta, draft, draft_events  # noqa: E402
-from rag.answering.generator_local import LocalGenerator  # noqa: E402
+from rag.answering import generator_local  # noqa: E402
+from rag.answering.generator_local import LocalGenerator, llama_system_info, amx_refusal  # noqa: E402
 from rag.answering.generator_openai import OpenAIGenerator  # noqa: E402
 from rag.answering.llm_models import GEMMA, model_path  # noqa: E402
 from rag.answering.verify import parse_citations  # noqa: E402
@@ -111,6 +112,22 @@ def test_local_generator_runs_gemma_in_process():
     assert time.monotonic() - t0 < 120  # the model stays loaded between drafts
     assert answer.generator == "local" and answer.model == "gemma3-270m"
     assert_sound(answer, answerable, {1, 2, 3})
+
+
+def test_the_installed_llama_cpp_has_no_amx_kernels():
+    # make venv builds it without them; with them, the in-process model crashes on Intel CPUs with AMX.
+    assert amx_refusal(llama_system_info()) is None
+
+
+def test_a_llama_cpp_build_with_amx_kernels_is_refused_and_the_draft_falls_back(monkeypatch):
+    # A build with AMX kernels cannot be made to run here without crashing the test process (the
+    # installed one has none), so its system line is given instead; everything else is real.
+    info = llama_system_info().replace("| LLAMAFILE", "| AMX_INT8 = 1 | LLAMAFILE")
+    assert "AMX_INT8 = 1" in info
+    monkeypatch.setattr(generator_local, "llama_system_info", lambda: info)
+    answer, answerable = draft(QUESTION, make_hits(), LocalGenerator(GEMMA, CACHE, max_tokens=MAX_TOKENS), EXTRACTIVE)
+    assert answerable and answer.fallback == "extractive" and answer.verified
+    assert "AMX kernels" in answer.fallback_reason and "-mno-amx-int8" in answer.fallback_reason
 
 
 def test_local_generator_past_its_time_limit_degrades():
