@@ -32,16 +32,22 @@ $(VENV)/.base: $(VENV)/.created pyproject.toml $(CONSTRAINTS)
 	$(INSTALL) -e .
 	touch $@
 
-# llama-cpp-python compiles llama.cpp for this machine's CPU (~4 min on 2 cores) in every new
-# virtualenv, never from pip's wheel cache: a cached build may come from another CPU, with
-# instructions this one lacks. On x86-64 it is built without llama.cpp's AMX kernels, which crash
-# the process on Intel CPUs that have AMX with Q4_K models, the packaged Gemma's type
-# (llama.cpp#20824); rag/answering/generator_local.py refuses a build that has them.
+# llama-cpp-python compiles llama.cpp for this machine's CPU (~4 min on 2 cores). The wheel is kept
+# in a folder named for the CPU's flags and the build's, never in pip's wheel cache: pip keys that by
+# version alone, and would hand this CPU a build made for another, with instructions it lacks. On
+# x86-64 it is built without llama.cpp's AMX kernels, which crash the process on Intel CPUs that
+# have AMX with Q4_K models, the packaged Gemma's type (llama.cpp#20824);
+# rag/answering/generator_local.py refuses a build that has them.
 LLAMA_VERSION := $(shell sed -n 's/^llama_cpp_python==//p' $(CONSTRAINTS))
 LLAMA_CFLAGS  := $(if $(filter x86_64,$(shell uname -m)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
+LLAMA_CPU     := $(shell (uname -m; grep -m1 '^flags' /proc/cpuinfo 2>/dev/null; echo '$(LLAMA_CFLAGS)') | cksum | cut -d' ' -f1)
+LLAMA_WHEELS  := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/rag/llama-cpp-python/$(LLAMA_VERSION)-$(LLAMA_CPU)
 $(VENV)/.llama: $(CONSTRAINTS) | $(VENV)/.created
-	CFLAGS="$(LLAMA_CFLAGS)" CXXFLAGS="$(LLAMA_CFLAGS)" \
-	  $(INSTALL) --no-cache-dir --force-reinstall --no-deps llama-cpp-python==$(LLAMA_VERSION)
+	test -d $(LLAMA_WHEELS) || { rm -rf $(LLAMA_WHEELS).part && \
+	  CFLAGS="$(LLAMA_CFLAGS)" CXXFLAGS="$(LLAMA_CFLAGS)" $(PIP) wheel -q --no-cache-dir --no-deps \
+	    -c $(CONSTRAINTS) llama-cpp-python==$(LLAMA_VERSION) -w $(LLAMA_WHEELS).part && \
+	  mv $(LLAMA_WHEELS).part $(LLAMA_WHEELS); }
+	$(INSTALL) --force-reinstall --no-deps $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 	touch $@
 
 # Tests need the `llm` extra too (llama-cpp-python above, with its server) and the `ray` extra,
