@@ -7,6 +7,7 @@ thread-safe, so drafts take turns on a lock (a draft waiting past its time limit
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import threading
 import time
@@ -109,8 +110,10 @@ class LocalGenerator:
         return path, _models[path]
 
 
+@functools.cache
 def llama_system_info() -> str:
-    """What the installed llama.cpp was built with and runs on, as it prints it."""
+    """What the installed llama.cpp was built with and runs on, as it prints it (fixed for the
+    process, so read once rather than at every draft)."""
     import llama_cpp
 
     return llama_cpp.llama_print_system_info().decode(errors="replace")
