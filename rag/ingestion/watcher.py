@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 
 from .. import observe
@@ -130,14 +130,16 @@ class Watcher:
 
     def poll(self, url: str) -> PollSummary:
         t0 = time.perf_counter()
-        state = self.states[url]
+        # The poll works on a copy and publishes it whole once saved, so a reader (/health) sees
+        # the last finished poll, never one half done nor a page list changing as it counts.
+        state = replace(self.states[url], pages=dict(self.states[url].pages))
         now = self.clock()
-        state.last_poll = _iso(now)
+        polled = _iso(now)
         summary = PollSummary(url, "changed")
         try:
             self._poll(state, summary)
             state.failures = 0
-            state.last_success = state.last_poll
+            state.last_success = polled
             state.error = "; ".join(summary.failed[:ERRORS_KEPT]) or None
             delay = self.every_s
         except Exception as exc:  # noqa: BLE001 - whatever breaks one feed must not stop the others
@@ -145,10 +147,11 @@ class Watcher:
             state.error = str(exc) if isinstance(exc, DocumentError) else f"{type(exc).__name__}: {exc}"
             summary.outcome, summary.error = "error", state.error
             delay = self.every_s * min(2**state.failures, MAX_BACKOFF)
-        state.next_poll = now + delay
+        state.last_poll, state.next_poll = polled, now + delay
         summary.next_in_s = delay
         summary.seconds = time.perf_counter() - t0
         self._save(state)
+        self.states[url] = state
         observe.polled(summary.outcome)
         self.on_event(summary.line())
         return summary
@@ -199,7 +202,7 @@ class Watcher:
             validators = (known.etag, known.last_modified) if known and not known.error else (None, None)
             page = self.fetcher.get(entry.link, *validators)
             if page.not_modified and known is not None:
-                known.signature = entry.signature
+                state.pages[entry.link] = replace(known, signature=entry.signature)
                 summary.unchanged += 1
                 return None
             doc = page_document(page, entry, doc_id=(known.doc_id or None) if known else None)

@@ -3,6 +3,7 @@ loopback server, ingesting into a real index."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -150,6 +151,24 @@ def test_a_page_that_times_out_is_retried_next_poll_while_the_others_go_in(site,
     assert watcher.states[site.url("/feed.xml")].error is None and len(service.documents()) == 2
     assert watcher.states[site.url("/feed.xml")].etag is not None
     assert service.watcher is watcher and service.health().feeds[0].articles == 2
+
+
+def test_health_shows_the_last_finished_poll_never_one_in_progress(site, service):
+    site.routes["/storm.html"] = Route(storm_page(site))
+    publish(site, [item(site, "/storm.html", "Storm", "Tue, 06 Sep 2022 12:30:00 GMT")])
+    site.routes["/broken.xml"] = Route(b"oops", status=500, validators=False, delay=0.3)
+    watcher = service.watch([site.url("/feed.xml"), site.url("/broken.xml")], every_s=EVERY)
+    polling = threading.Thread(target=watcher.poll_once)
+    polling.start()
+    deadline = time.monotonic() + 20
+    while not site.requests_to("/broken.xml") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ok, broken = service.health().feeds  # the broken feed's answer is still on its way
+    polling.join(20)
+    assert ok.last_poll and ok.error is None and ok.articles == 1
+    assert broken.last_poll is None and broken.error is None and broken.failures == 0
+    broken = service.health().feeds[1]
+    assert broken.last_poll and broken.last_success is None and "HTTP 500" in broken.error
 
 
 def test_a_wire_copy_on_another_site_folds_into_the_first_story(site, service):
